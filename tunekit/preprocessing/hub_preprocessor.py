@@ -1,0 +1,62 @@
+"""A Keras 3 layer over a TF Hub BERT preprocessing SavedModel (e.g. `bert_en_uncased_preprocess/3`).
+
+Example:
+
+>>> import tensorflow as tf
+>>> from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
+>>> pre = HubPreprocessor("https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3", seq_length=64)  # doctest: +SKIP
+>>> pre(tf.constant(["Hello world"]))["input_word_ids"].shape                                          # doctest: +SKIP
+TensorShape([1, 64])
+"""
+
+import keras
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401 - registers the text ops the SavedModel uses
+
+from tunekit.backbones.resolve import resolve_handle
+from tunekit.preprocessing.preprocessor import Preprocessor
+
+
+@keras.saving.register_keras_serializable(package="tunekit")
+class HubPreprocessor(Preprocessor):
+    """Tokenizes and packs with a TF Hub preprocessing model's `tokenize` and `bert_pack_inputs`.
+
+    Args:
+        handle: a tfhub.dev/Kaggle URL or a local directory of a TF Hub BERT preprocessor SavedModel.
+        seq_length: packed length, 1..512 (special tokens included).
+    """
+
+    def __init__(self, handle, seq_length=128, **kwargs):
+        super().__init__(seq_length=seq_length, **kwargs)
+        self.handle = handle
+        path = resolve_handle(handle, what="preprocessor")
+        module = hub.load(path)
+        missing = [name for name in ("tokenize", "bert_pack_inputs") if not hasattr(module, name)]
+        if missing:
+            raise ValueError(
+                f"{handle!r} is not a TF Hub BERT preprocessor: it lacks {' and '.join(missing)}. A preprocessor "
+                "SavedModel exposes .tokenize and .bert_pack_inputs (like tensorflow/bert_en_uncased_preprocess/3); "
+                "did you pass the encoder as preprocessor?"
+            )
+        # Keep a reference: the loaded object owns the vocabulary table the functions use.
+        self._module = module
+        self._special_tokens = {
+            key: int(value) for key, value in module.tokenize.get_special_tokens_dict().items()
+        }
+
+    @property
+    def special_tokens(self):
+        return dict(self._special_tokens)
+
+    def tokenize(self, strings):
+        return self._module.tokenize(strings)
+
+    def pack(self, segments, seq_length=None):
+        seq_length = self.seq_length if seq_length is None else seq_length
+        # A Python int works whether the SavedModel traced seq_length as a constant or as a scalar tensor.
+        return self._module.bert_pack_inputs(list(segments), seq_length=int(seq_length))
+
+    def get_config(self):
+        config = super().get_config()
+        config["handle"] = self.handle
+        return config

@@ -1,0 +1,166 @@
+"""Inputs -> tokenized, batched `tf.data` pipelines.
+
+Accepted texts: a list/tuple/numpy array/pandas Series of strings; for text pairs a tuple `(texts_a,
+texts_b)`, a list of `(a, b)` tuples, a 2-column numpy array or DataFrame; or a `tf.data.Dataset` of
+`(text, label)` / `((text_a, text_b), label)` / `text` elements (unbatched).
+
+Tokenization runs once, in parallel, in the input pipeline (not in the trained graph); the token ids are
+cached, shuffled each epoch, batched, and each batch is cut to its own longest sequence (rounded up to a
+multiple of 8) so that short texts don't pay for `seq_length`.
+
+Example:
+
+>>> ds = text_dataset(model.preprocessor, ["good", "bad"], labels=[1, 0], batch_size=2)  # doctest: +SKIP
+>>> next(iter(ds))[0]["input_word_ids"].shape                                               # doctest: +SKIP
+TensorShape([2, 8])
+"""
+
+import numpy as np
+import tensorflow as tf
+
+TOKENIZE_CHUNK = 256
+PAD_TO_MULTIPLE = 8
+
+
+def _as_list(values, what):
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of strings, got a single {type(values).__name__}: wrap it in a list.")
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"{what} must be 1-D, got an array of shape {values.shape}.")
+        return values.tolist()
+    try:
+        return list(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence of strings, got {type(values).__name__}.") from None
+
+
+def validate_texts(values, what="texts"):
+    """Returns the texts as a list of `str`; a clear error for None, numbers, or bytes that are not UTF-8."""
+    texts = _as_list(values, what)
+    checked = []
+    for i, value in enumerate(texts):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{what}[{i}] is bytes that are not valid UTF-8 ({error}); decode it to str first.") from None
+        elif not isinstance(value, str):
+            raise TypeError(
+                f"{what}[{i}] is {type(value).__name__} ({value!r}), not a string. Every text must be a str "
+                "(empty strings are fine); drop or fill missing values (e.g. pandas .fillna('')) first."
+            )
+        checked.append(value)
+    return checked
+
+
+def split_segments(x, num_segments):
+    """Texts in any accepted in-memory form -> a list of `num_segments` validated lists of str."""
+    if hasattr(x, "columns"):  # pandas DataFrame
+        if len(x.columns) != num_segments:
+            raise ValueError(
+                f"A DataFrame of texts must have {num_segments} column(s) for this model, got {list(x.columns)}: "
+                "select the text column(s), e.g. df['text'] or df[['text_a', 'text_b']]."
+            )
+        segments = [x[column] for column in x.columns]
+    elif isinstance(x, np.ndarray) and x.ndim == 2:
+        if x.shape[1] != num_segments:
+            raise ValueError(f"A 2-D array of texts must have {num_segments} column(s), got shape {x.shape}.")
+        segments = [x[:, i] for i in range(num_segments)]
+    elif num_segments == 2 and isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], str):
+        segments = list(x)
+    elif num_segments == 2:
+        rows = _as_list(x, "text pairs")
+        if not all(isinstance(row, (tuple, list)) and len(row) == 2 for row in rows):
+            raise ValueError("This model takes text pairs: pass (texts_a, texts_b), a list of (a, b) tuples, or two columns.")
+        segments = [[row[0] for row in rows], [row[1] for row in rows]]
+    else:
+        segments = [x]
+    names = ["texts"] if num_segments == 1 else ["texts_a", "texts_b"]
+    segments = [validate_texts(segment, name) for segment, name in zip(segments, names)]
+    if num_segments == 1 and segments[0] and all(isinstance(t, (tuple, list)) for t in segments[0]):
+        raise ValueError("Got text pairs, but the model takes single texts: use attach_head(..., text_pairs=True).")
+    if not segments[0]:
+        raise ValueError("The dataset is empty: pass at least one text.")
+    if num_segments == 2 and len(segments[0]) != len(segments[1]):
+        raise ValueError(f"texts_a has {len(segments[0])} texts but texts_b has {len(segments[1])}; pairs must line up.")
+    return segments
+
+
+def trim_to_longest(inputs, multiple=PAD_TO_MULTIPLE):
+    """Cuts a padded batch to its longest sequence, rounded up to `multiple` (dynamic padding)."""
+    padded = tf.shape(inputs["input_mask"])[1]
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(inputs["input_mask"], tf.int32), axis=1))
+    length = tf.minimum(padded, tf.maximum((longest + multiple - 1) // multiple * multiple, 1))
+    return {key: value[:, :length] for key, value in inputs.items()}
+
+
+def _tokenizer(preprocessor):
+    def tokenize(*segments):
+        return preprocessor.pack([preprocessor.tokenize(segment) for segment in segments])
+
+    return tokenize
+
+
+def _batch_and_pad(ids_and_labels, batch_size, has_labels):
+    batched = ids_and_labels.batch(batch_size)
+    if has_labels:
+        batched = batched.map(lambda ids, labels: (trim_to_longest(ids), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        batched = batched.map(trim_to_longest, num_parallel_calls=tf.data.AUTOTUNE)
+    return batched.prefetch(tf.data.AUTOTUNE)
+
+
+def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=False, seed=None):
+    """Validated in-memory texts (from `split_segments`) and encoded labels -> batches of `(token_ids, labels)`.
+
+    Returns batches of token-id dicts only when `labels` is None.
+    """
+    count = len(segments[0])
+    texts = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(segment, tf.string) for segment in segments))
+    ids = texts.batch(TOKENIZE_CHUNK).map(_tokenizer(preprocessor), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    dataset = ids if labels is None else tf.data.Dataset.zip((ids, tf.data.Dataset.from_tensor_slices(labels)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return _batch_and_pad(dataset, batch_size, labels is not None)
+
+
+def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None):
+    """A `tf.data.Dataset` of unbatched `(text, label)`, `((a, b), label)`, texts or `(a, b)` -> batches like
+    `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
+    """
+    spec = dataset.element_spec
+    if num_segments == 1:
+        has_labels = isinstance(spec, tuple)
+    else:
+        has_labels = isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], tuple)
+    text_spec = spec[0] if has_labels else spec
+    text_specs = text_spec if isinstance(text_spec, tuple) else (text_spec,)
+    if len(text_specs) != num_segments or not all(
+        isinstance(s, tf.TensorSpec) and s.dtype == tf.string and s.shape.rank == 0 for s in text_specs
+    ) or (has_labels and len(spec) != 2):
+        shape = "(text, label)" if num_segments == 1 else "((text_a, text_b), label)"
+        raise TypeError(
+            f"A tf.data.Dataset for this model must yield unbatched {shape} elements (or texts alone), got "
+            f"element_spec {spec}. Call .unbatch() on a batched dataset; map other types to strings first."
+        )
+    if not any(True for _ in dataset.take(1)):
+        raise ValueError("The dataset is empty: it yields no elements.")
+    tokenize = _tokenizer(preprocessor)
+
+    def to_ids(texts, *labels):
+        ids = tokenize(*(texts if isinstance(texts, tuple) else (texts,)))
+        if not labels:
+            return ids
+        return ids, labels[0] if encode_label is None else encode_label(labels[0])
+
+    chunks = dataset.batch(TOKENIZE_CHUNK)
+    examples = (chunks.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE) if has_labels else chunks.map(
+        lambda *texts: to_ids(texts if num_segments == 2 else texts[0]), num_parallel_calls=tf.data.AUTOTUNE)
+    ).unbatch().cache()
+    if shuffle:
+        examples = examples.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return _batch_and_pad(examples, batch_size, has_labels)
