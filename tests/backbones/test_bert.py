@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tunekit.backbones.bert import INPUT_KEYS, BertEncoder
+from tunekit.backbones.bert import BertEncoder
+from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 
 def symbolic_inputs():
-    return {key: keras.Input((None,), dtype="int32", name=key) for key in INPUT_KEYS}
+    return {key: keras.Input((None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
 
 
 def valid_tokens(inputs, values):

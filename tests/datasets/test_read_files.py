@@ -56,7 +56,8 @@ def test_read_csv_limit_and_seed(tmp_path):
 @pytest.mark.parametrize(
     "content, kwargs, error, message",
     [
-        ("text,label\nA,1\n", {"text_column": "review"}, ValueError, r"has no column 'review'; its columns are \['text', 'label'\]"),
+        ("text,label\nA,1\n", {"text_column": "review"}, ValueError,
+         r"has no column 'review'; its columns are \['text', 'label'\]"),
         ("text,label\nA,1\nB\n", {}, ValueError, "line 3: 1 fields but the header has 2"),
         ("text,label\nA,1\nB, \n", {}, ValueError, "data row 2 has an empty label"),
         ("text,label\n", {}, ValueError, "has a header but no rows"),

@@ -82,8 +82,10 @@ def test_sentence_pairs_errors(tmp_path):
 @pytest.mark.parametrize(
     "name, file_name, content, message",
     [
-        ("rte", "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tneutral\n", r"unknown labels \['neutral'\]"),
-        ("rte", "train.tsv", "index\tsentence1\tlabel\n0\tA.\tentailment\n", r"lacks GLUE's RTE columns \['sentence2'\]"),
+        ("rte", "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tneutral\n",
+         r"unknown labels \['neutral'\]"),
+        ("rte", "train.tsv", "index\tsentence1\tlabel\n0\tA.\tentailment\n",
+         r"lacks GLUE's RTE columns \['sentence2'\]"),
         ("stsb", "train.csv", "text_a,text_b,label\nA,B,7.5\n", "STS-B labels must be scores from 0 to 5"),
         ("mrpc", "train.csv", "text_a,text_b,label\nA,B,yes\n", "MRPC labels must be 0 or 1"),
         ("mrpc", "train.csv", "text_a,label\nA,1\n", "has no column 'text_b'"),

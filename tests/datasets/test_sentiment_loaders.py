@@ -35,7 +35,8 @@ def test_sst2_from_csv_with_limit(tmp_path):
 def test_sst2_errors(tmp_path):
     with pytest.raises(ValueError, match=r"split must be one of \['train', 'validation'\], got 'test'"):
         datasets.sst2("test", data_dir=tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"SST-2 validation: found none of \['dev.tsv', 'dev.csv', 'dev.csv.gz'\].*SST-2.zip"):
+    missing_dev = r"SST-2 validation: found none of \['dev.tsv', 'dev.csv', 'dev.csv.gz'\].*SST-2.zip"
+    with pytest.raises(FileNotFoundError, match=missing_dev):
         datasets.sst2("validation", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         datasets.sst2(data_dir=tmp_path / "absent")

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 import tunekit as tk
-from conftest import sentiment_texts
+from sample_texts import sentiment_texts
 
 
 def train_sentiment(backbone, *, seed=0, epochs=4, **trainer_kwargs):

@@ -23,7 +23,7 @@ import math
 import keras
 from keras import ops
 
-INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 # Added to the attention scores of padded positions. The softmax runs in float32, so this is safe under any
 # dtype policy (it would overflow float16, which is why the scores are cast up first).
@@ -135,7 +135,7 @@ class BertEncoder(keras.layers.Layer):
     Example, in a Functional model:
 
     >>> encoder = BertEncoder(vocabulary_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
-    >>> inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in INPUT_KEYS}
+    >>> inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
     >>> model = keras.Model(inputs, encoder(inputs)["pooled_output"])
     >>> model.output_shape
     (None, 32)

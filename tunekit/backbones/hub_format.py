@@ -23,13 +23,11 @@ TensorShape([1, 3, 32])
 """
 
 import os
-import pathlib
-import shutil
-import tempfile
 
 import tensorflow as tf
 
-from tunekit.backbones.bert import INPUT_KEYS
+from tunekit.files import write_atomically
+from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 
 def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None):
@@ -46,21 +44,14 @@ def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None
         raise ValueError(f"vocab_file {str(vocab_file)!r} is not a file.")
     if not encoder.built:
         encoder.build()
-    export_dir = pathlib.Path(export_dir).absolute()
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
     module = _hub_encoder_module(encoder, vocab_file, do_lower_case)
-    staging_dir = tempfile.mkdtemp(prefix=f".{export_dir.name}.", suffix=".tmp", dir=export_dir.parent)
-    os.chmod(staging_dir, 0o755)  # mkdtemp's 0o700 would otherwise become the export's permissions
-    try:
-        tf.saved_model.save(module, staging_dir, signatures={"serving_default": module.serve})
-        _replace_folder(staging_dir, export_dir)
-    finally:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-    return str(export_dir)
+    return write_atomically(
+        export_dir, lambda path: tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    )
 
 
 def _hub_encoder_module(encoder, vocab_file, do_lower_case):
-    input_spec = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in INPUT_KEYS}
+    input_spec = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in MODEL_INPUT_KEYS}
 
     def encode(inputs, training):
         outputs = encoder(inputs, training=training)
@@ -104,13 +95,3 @@ def _hub_encoder_module(encoder, vocab_file, do_lower_case):
         module.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
     return module
 
-
-def _replace_folder(new_dir, target_dir):
-    """Moves `new_dir` onto `target_dir`, whose previous content (if any) is deleted only after the swap."""
-    if not target_dir.exists():
-        os.replace(new_dir, target_dir)
-        return
-    retired_dir = tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".old", dir=target_dir.parent)
-    os.replace(target_dir, os.path.join(retired_dir, target_dir.name))
-    os.replace(new_dir, target_dir)
-    shutil.rmtree(retired_dir)

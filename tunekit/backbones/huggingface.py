@@ -19,6 +19,7 @@ import warnings
 from safetensors.numpy import load_file
 
 from tunekit.backbones.bert import BertEncoder
+from tunekit.preprocessing.wordpiece import read_vocabulary
 
 SUPPORTED = ("BERT-architecture checkpoints: a folder with config.json (model_type 'bert'), vocab.txt and "
              "model.safetensors")
@@ -96,10 +97,7 @@ def _read_vocabulary(folder, vocabulary_size):
     vocab_file = folder / "vocab.txt"
     if not vocab_file.is_file():
         raise ValueError(f"{folder} has no vocab.txt. tunekit reads {SUPPORTED}.")
-    with open(vocab_file, encoding="utf-8") as handle:
-        vocabulary = [line.rstrip("\r\n") for line in handle]
-    if vocabulary and vocabulary[-1] == "":
-        vocabulary.pop()
+    vocabulary = read_vocabulary(vocab_file)
     if len(vocabulary) > vocabulary_size:
         raise ValueError(f"{vocab_file} has {len(vocabulary)} tokens but config.json says vocab_size "
                          f"{vocabulary_size}: they do not belong together.")

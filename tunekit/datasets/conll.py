@@ -13,15 +13,15 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
     The word is the first column and the tag is column `column` (the last one by default: the NER tag of
     CoNLL-2003's `WORD POS CHUNK NER` lines; `column=2` gives the chunk tags). Blank lines end sentences;
     `-DOCSTART-` lines mark documents and are dropped. Gzip'd files are read transparently. Tags are returned
-    as written: CoNLL-2003's `eng.*` files use IOB1, most other copies IOB2 (`tunekit.training.metrics.entity_metrics`
-    scores either).
+    as written: CoNLL-2003's `eng.*` files use IOB1, most other copies IOB2
+    (`tunekit.training.metrics.entity_metrics` scores either).
 
     CoNLL-2003 itself is not shipped with tunekit: its Reuters text may not be redistributed.
 
     Example:
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.conll"
-        >>> _ = path.write_text("-DOCSTART- -X- -X- O\\n\\nAda NNP B-NP B-PER\\nsings VBZ B-VP O\\n\\nHi UH B-INTJ O\\n")
+        >>> _ = path.write_text("-DOCSTART- -X- -X- O\\n\\nAda NNP B-NP B-PER\\nsings VBZ B-VP O\\n\\nHi UH O O\\n")
         >>> read_conll(path)
         ([['Ada', 'sings'], ['Hi']], [['B-PER', 'O'], ['O']])
     """

@@ -50,7 +50,8 @@ def imdb(
     Args:
         split: "train" or "test".
         limit: keep this many reviews, drawn at random with equal numbers per class (one more of one class when odd).
-        seed: seed of the shuffle and of `limit`'s draw. Rows always come shuffled, never grouped by label.
+        seed: seed of the shuffle and of `limit`'s draw (None: a fresh random order each call). Rows always come
+            shuffled, never grouped by label.
         clean_html: replace the `<br />` line breaks that about 58% of reviews contain with a space.
 
     Returns:

@@ -83,7 +83,8 @@ def sentence_pairs(name: str, split: str = "train", *, data_dir, limit: int | No
         `((first_texts, second_texts), labels)`.
 
     Example:
-        >>> (first, second), scores = sentence_pairs("stsb", "validation", data_dir="/work/shared/data")  # doctest: +SKIP
+        >>> pairs, scores = sentence_pairs("stsb", "validation", data_dir="/work/shared/data")  # doctest: +SKIP
+        >>> (first, second) = pairs  # doctest: +SKIP
         >>> len(first), scores.dtype  # doctest: +SKIP
         (1500, dtype('float32'))
     """

@@ -1,0 +1,97 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tunekit as tk
+from sample_texts import sentiment_texts
+
+TEXTS = ["The film was superb and lovely.", "The plot was dull and awful.", "", "good good bad"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, hub_models):
+    """A classifier fine-tuned for a few steps, with its encoder and preprocessor in a private folder."""
+    root = tmp_path_factory.mktemp("sources")
+    shutil.copytree(hub_models["encoder"], root / "encoder")
+    shutil.copytree(hub_models["preprocessor"], root / "preprocessor")
+    backbone = tk.load_backbone(str(root / "encoder"), preprocessor=str(root / "preprocessor"), seq_length=24)
+    model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=16, seed=0, verbose=0)
+    trainer.fit(*sentiment_texts(64))
+    return trainer, root
+
+
+def test_save_load_in_fresh_process_gives_identical_predictions(trained, tmp_path):
+    trainer, _ = trained
+    trainer.save(tmp_path / "model")
+    expected = trainer.predict(TEXTS)
+    script = (
+        "import sys, numpy as np, tunekit as tk\n"
+        "model = tk.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[2], tk.Trainer(model).predict(sys.argv[3:]))\n"
+        "print(model.seq_length, model.task.labels)\n"
+    )
+    out = tmp_path / "predictions.npy"
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model"), str(out), *TEXTS],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "24 ['negative', 'positive']"
+    assert np.abs(np.load(out) - expected).max() <= 1e-6
+
+
+def test_loaded_model_keeps_training_state_and_string_interface(trained, tmp_path):
+    trainer, _ = trained
+    path = tk.save_model(trainer.model, tmp_path / "model")
+    info = json.loads((tmp_path / "model" / "tunekit.json").read_text())
+    assert info["seq_length"] == 24 and info["task"]["labels"] == ["negative", "positive"]
+    loaded = tk.load_model(path)
+    assert isinstance(loaded, tk.TextModel)
+    direct = loaded(tf.constant(TEXTS)).numpy()
+    assert np.abs(direct - trainer.predict(TEXTS)).max() <= 1e-6
+    assert tk.Trainer(loaded).predict_labels(TEXTS[:2]) == trainer.predict_labels(TEXTS[:2])
+
+
+def test_export_is_self_contained_and_serves_raw_strings(trained, tmp_path):
+    trainer, sources = trained
+    expected = trainer.predict(TEXTS)
+    trainer.export(tmp_path / "serving")
+    moved = tmp_path / "sources-gone"
+    shutil.move(str(sources), str(moved))  # the export must not need the hub folders
+    try:
+        serving = tf.saved_model.load(str(tmp_path / "serving"))
+        outputs = serving.signatures["serving_default"](text=tf.constant(TEXTS))
+    finally:
+        shutil.move(str(moved), str(sources))
+    assert np.abs(outputs["probabilities"].numpy() - expected).max() <= 1e-6
+    assert [label.decode() for label in outputs["label"].numpy()] == trainer.predict_labels(TEXTS)
+    assert outputs["class_id"].numpy().tolist() == np.argmax(expected, axis=1).tolist()
+
+
+def test_interrupted_save_leaves_previous_model_intact(trained, tmp_path, monkeypatch):
+    trainer, _ = trained
+    target = tmp_path / "model"
+    trainer.save(target)
+    before = sorted(os.listdir(target))
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt("interrupted mid-save")
+
+    monkeypatch.setattr(type(trainer.model), "save", fail)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save(target)
+    assert sorted(os.listdir(target)) == before
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # no partial folder left beside it
+    tk.load_model(target)
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ValueError, match="not a saved tunekit model"):
+        tk.load_model(tmp_path)
+    with pytest.raises(TypeError, match="TextModel"):
+        tk.save_model(object(), tmp_path / "x")
