@@ -25,6 +25,8 @@ def parse_args():
     parser.add_argument("--train-size", type=int, default=2000, help="training reviews (default: 2000)")
     parser.add_argument("--test-size", type=int, default=1000, help="held-out test reviews (default: 1000)")
     parser.add_argument("--seq-length", type=int, default=128, help="tokens per review (default: 128)")
+    parser.add_argument("--truncation", default="head_tail", choices=["head", "head_tail"],
+                        help="which tokens of long reviews to keep (default: head_tail, the start and the end)")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the training reviews (default: 1)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
@@ -40,7 +42,7 @@ def main():
     print(f"{len(train_texts)} training reviews, {len(test_texts)} held-out test reviews")
 
     # --- the five lines ---
-    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length)
+    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation)
     model = tk.attach_head(backbone, "classification", labels=tk.datasets.IMDB_LABELS)
     trainer = tk.Trainer(model, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size, seed=0)
     trainer.fit(train_texts, train_labels)

@@ -18,7 +18,7 @@ from tunekit.backbones.hub_encoder import HubEncoder
 from tunekit.backbones.registry import REGISTRY, get_spec
 from tunekit.backbones.resolve import is_saved_model_dir, is_url, resolve_handle
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
-from tunekit.preprocessing.packing import validate_seq_length
+from tunekit.preprocessing.packing import validate_seq_length, validate_truncation
 from tunekit.preprocessing.preprocessor import Preprocessor
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
 
@@ -43,7 +43,7 @@ class Backbone:
         return self.preprocessor.seq_length
 
 
-def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
+def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, preprocessor=None):
     """Loads a BERT-family encoder and its matching preprocessor.
 
     Args:
@@ -55,6 +55,9 @@ def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
               `preprocessor/` SavedModels (what `tunekit.backbones.save_backbone` writes);
             - a Hugging Face BERT checkpoint folder (`config.json`, `vocab.txt`, `model.safetensors`).
         seq_length: tokens per text after packing, special tokens included (1..512).
+        truncation: for texts longer than `seq_length`: `"head"` keeps the start, `"head_tail"` the first
+            quarter and the last three quarters of the budget (better for long reviews, whose end often
+            carries the verdict).
         trainable: whether fine-tuning updates the encoder (False trains the head only).
         preprocessor: a preprocessor handle (URL or SavedModel directory) or `Preprocessor` layer that overrides
             the matching one, or supplies it where it cannot be found (an unregistered URL).
@@ -67,6 +70,8 @@ def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
     >>> backbone = load_backbone("/path/to/bert_encoder", preprocessor="/path/to/bert_preprocess")  # doctest: +SKIP
     """
     validate_seq_length(seq_length)
+    validate_truncation(truncation)
+    options = {"seq_length": seq_length, "truncation": truncation, "name": "preprocessor"}
     if not isinstance(handle, (str, os.PathLike)):
         raise TypeError(f"handle must be a string or path, got {type(handle).__name__}.")
     handle = os.fspath(handle)
@@ -78,7 +83,7 @@ def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
         spec = get_spec(handle)
         pooling = spec.pooling
         if spec.source == "python-package":
-            return _load_huggingface(_package_model_path(spec), handle, seq_length, trainable, preprocessor)
+            return _load_huggingface(_package_model_path(spec), handle, options, trainable, preprocessor)
         encoder_handle, default_preprocessor = spec.encoder, spec.preprocessor
     elif is_url(handle):
         encoder_handle = handle
@@ -88,7 +93,7 @@ def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
     elif os.path.isdir(os.path.expanduser(handle)):
         path = os.path.abspath(os.path.expanduser(handle))
         if os.path.isfile(os.path.join(path, "config.json")):
-            return _load_huggingface(path, handle, seq_length, trainable, preprocessor)
+            return _load_huggingface(path, handle, options, trainable, preprocessor)
         if is_saved_model_dir(os.path.join(path, "encoder")):
             encoder_handle = os.path.join(path, "encoder")
             default_preprocessor = os.path.join(path, "preprocessor")
@@ -103,27 +108,26 @@ def load_backbone(handle, *, seq_length=128, trainable=True, preprocessor=None):
     encoder = HubEncoder(encoder_handle, trainable=trainable, name="encoder")
     return Backbone(
         encoder=encoder,
-        preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, encoder, handle, seq_length),
+        preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, encoder, handle, options),
         name=handle,
         pooling=pooling,
     )
 
 
-def _matching_preprocessor(override, default_handle, encoder, handle, seq_length):
+def _matching_preprocessor(override, default_handle, encoder, handle, options):
     if isinstance(override, Preprocessor):
         return override
     if override is not None:
-        return HubPreprocessor(override, seq_length=seq_length, name="preprocessor")
+        return HubPreprocessor(override, **options)
     if default_handle is not None:
-        return HubPreprocessor(default_handle, seq_length=seq_length, name="preprocessor")
+        return HubPreprocessor(default_handle, **options)
     # Published encoders carry their vocabulary and casing (the legacy `vocab_file` / `do_lower_case` extras).
     module = encoder._module
     if hasattr(module, "vocab_file") and hasattr(module, "do_lower_case"):
         return WordPiecePreprocessor(
             module.vocab_file.asset_path.numpy().decode("utf-8"),
             lower_case=bool(module.do_lower_case.numpy()),
-            seq_length=seq_length,
-            name="preprocessor",
+            **options,
         )
     raise ValueError(
         f"No preprocessor is known for the encoder {handle!r}: pass preprocessor=<URL or SavedModel directory of "
@@ -143,16 +147,16 @@ def _package_model_path(spec):
     return package.get_model_path()
 
 
-def _load_huggingface(path, handle, seq_length, trainable, preprocessor):
+def _load_huggingface(path, handle, options, trainable, preprocessor):
     from tunekit.backbones.huggingface import load_huggingface_checkpoint
 
     encoder, vocabulary, lower_case = load_huggingface_checkpoint(path)
     encoder.trainable = trainable
     if not isinstance(preprocessor, Preprocessor):
         preprocessor = (
-            HubPreprocessor(preprocessor, seq_length=seq_length, name="preprocessor")
+            HubPreprocessor(preprocessor, **options)
             if preprocessor is not None
-            else WordPiecePreprocessor(vocabulary, lower_case=lower_case, seq_length=seq_length, name="preprocessor")
+            else WordPiecePreprocessor(vocabulary, lower_case=lower_case, **options)
         )
     # Sentence-embedding checkpoints (all-MiniLM and kin) ship an untrained pooler; a masked mean of the token
     # vectors is what they were trained to produce, and it fine-tunes as well as the pooler on plain BERTs.

@@ -19,6 +19,7 @@ import tensorflow_text as text
 
 MAX_SEQ_LENGTH = 512
 MODEL_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+TRUNCATION_MODES = ("head", "head_tail")
 
 
 def validate_seq_length(seq_length):
@@ -31,6 +32,29 @@ def validate_seq_length(seq_length):
             f"{MAX_SEQ_LENGTH} tokens), got {seq_length}."
         )
     return seq_length
+
+
+def validate_truncation(truncation):
+    if truncation not in TRUNCATION_MODES:
+        raise ValueError(
+            f"truncation must be one of {TRUNCATION_MODES}, got {truncation!r}: 'head' keeps the start of long "
+            "texts, 'head_tail' keeps their first quarter and last three quarters of the token budget."
+        )
+    return truncation
+
+
+def keep_head_and_tail(tokens, budget):
+    """Cuts rows of `[batch, tokens]` longer than `budget` to their first `budget // 4` and last
+    `budget - budget // 4` tokens (Sun et al., 2019: for long reviews the end carries the verdict).
+
+    >>> keep_head_and_tail(tf.ragged.constant([list(range(10)), [1, 2]]), 4).to_list()
+    [[0, 7, 8, 9], [1, 2]]
+    """
+    lengths = tokens.row_lengths()
+    positions = tf.ragged.range(lengths)
+    head = budget // 4
+    tail_start = tf.expand_dims(lengths - (budget - head), axis=1)
+    return tf.ragged.boolean_mask(tokens, (positions < head) | (positions >= tail_start))
 
 
 def flatten_words(segment):

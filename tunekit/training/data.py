@@ -77,11 +77,11 @@ def split_segments(x, num_segments):
             raise ValueError("This model takes text pairs: pass (texts_a, texts_b), a list of (a, b) tuples, or two columns.")
         segments = [[row[0] for row in rows], [row[1] for row in rows]]
     else:
-        segments = [x]
+        segments = [_as_list(x, "texts")]
+        if segments[0] and isinstance(segments[0][0], (tuple, list)):
+            raise ValueError("Got text pairs, but the model takes single texts: use attach_head(..., text_pairs=True).")
     names = ["texts"] if num_segments == 1 else ["texts_a", "texts_b"]
     segments = [validate_texts(segment, name) for segment, name in zip(segments, names)]
-    if num_segments == 1 and segments[0] and all(isinstance(t, (tuple, list)) for t in segments[0]):
-        raise ValueError("Got text pairs, but the model takes single texts: use attach_head(..., text_pairs=True).")
     if not segments[0]:
         raise ValueError("The dataset is empty: pass at least one text.")
     if num_segments == 2 and len(segments[0]) != len(segments[1]):
@@ -95,13 +95,6 @@ def trim_to_longest(inputs, multiple=PAD_TO_MULTIPLE):
     longest = tf.reduce_max(tf.reduce_sum(tf.cast(inputs["input_mask"], tf.int32), axis=1))
     length = tf.minimum(padded, tf.maximum((longest + multiple - 1) // multiple * multiple, 1))
     return {key: value[:, :length] for key, value in inputs.items()}
-
-
-def _tokenizer(preprocessor):
-    def tokenize(*segments):
-        return preprocessor.pack([preprocessor.tokenize(segment) for segment in segments])
-
-    return tokenize
 
 
 def _batch_and_pad(ids_and_labels, batch_size, has_labels):
@@ -120,7 +113,9 @@ def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=Fal
     """
     count = len(segments[0])
     texts = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(segment, tf.string) for segment in segments))
-    ids = texts.batch(TOKENIZE_CHUNK).map(_tokenizer(preprocessor), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ids = texts.batch(TOKENIZE_CHUNK).map(
+        lambda *batch: preprocessor.encode(list(batch)), num_parallel_calls=tf.data.AUTOTUNE
+    ).unbatch()
     dataset = ids if labels is None else tf.data.Dataset.zip((ids, tf.data.Dataset.from_tensor_slices(labels)))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(count)).cache()
     if shuffle:
@@ -149,10 +144,8 @@ def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False
         )
     if not any(True for _ in dataset.take(1)):
         raise ValueError("The dataset is empty: it yields no elements.")
-    tokenize = _tokenizer(preprocessor)
-
     def to_ids(texts, *labels):
-        ids = tokenize(*(texts if isinstance(texts, tuple) else (texts,)))
+        ids = preprocessor.encode(list(texts) if isinstance(texts, tuple) else [texts])
         if not labels:
             return ids
         return ids, labels[0] if encode_label is None else encode_label(labels[0])

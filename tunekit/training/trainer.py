@@ -15,6 +15,7 @@ Example:
 
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -177,8 +178,11 @@ class Trainer:
             clipnorm=self.clipnorm)
         core.compile(optimizer=optimizer, loss=self.task.loss(), metrics=self.task.fit_metrics(),
                      jit_compile=self.jit_compile)
-        return core.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=self.verbose,
-                        shuffle=False)  # the pipeline shuffles (seeded) before batching
+        with warnings.catch_warnings():
+            # With mean or [CLS] pooling the encoder's pooler is unused, and Keras warns about its missing gradients.
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooler")
+            return core.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
+                            verbose=self.verbose, shuffle=False)  # the pipeline shuffles (seeded) before batching
 
     def predict(self, x, *, batch_size=None):
         """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values."""

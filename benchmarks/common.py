@@ -1,0 +1,52 @@
+"""Shared pieces of the benchmark scripts: where the shared data lives, timing, and result tables."""
+
+import json
+import os
+import platform
+import time
+
+import tensorflow as tf
+
+SHARED_DATA = os.environ.get(
+    "TUNEKIT_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+)
+
+
+def shared_data(name):
+    """The folder of a dataset in the shared data directory (override its root with TUNEKIT_SHARED_DATA)."""
+    path = os.path.abspath(os.path.join(SHARED_DATA, name))
+    if not os.path.isdir(path):
+        raise SystemExit(f"{path} not found: set TUNEKIT_SHARED_DATA to the folder that holds {name}/.")
+    return path
+
+
+class Stopwatch:
+    """`with Stopwatch() as watch: ...` then `watch.seconds`."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def machine():
+    devices = [device.device_type for device in tf.config.list_physical_devices()]
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, devices {devices}, TF {tf.__version__}"
+
+
+def print_table(title, rows):
+    """Prints a list of dicts as an aligned table, and as one JSON line for machines."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_format(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(cell[i]) for cell in cells)) for i, column in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)))
+    for cell in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(cell, widths)))
+    print("json:", json.dumps({"title": title, "rows": rows}))
+
+
+def _format(value):
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
