@@ -2,7 +2,8 @@
 
 A `TextModel` is two parts that share weights with nothing else:
 - `preprocessor`: raw strings -> token ids (string ops; never compiled by XLA, never trained);
-- `core`: token ids -> encoder -> sentence vector -> head -> predictions (the part that trains).
+- `core`: token ids -> encoder -> sentence vector -> head -> predictions (the part that trains); for
+  per-token tasks (token classification) the head reads every token's vector instead of a sentence vector.
 
 `TextModel` itself chains them, so `model(["a text"])`, `model.predict`, `model.fit` on strings and
 `.keras` save/load work like any Keras model. `tunekit.Trainer` trains `core` on ids tokenized once in
@@ -26,10 +27,14 @@ TEXT_INPUT_NAMES = ("text", "text_pair")
 
 
 def build_core(encoder, task, *, pooling, dropout, seed=None):
-    """The trainable part: a functional model from the three id inputs to the task's output."""
+    """The trainable part: a functional model from the three id inputs to the task's output, computed from the
+    pooled sentence vector, or from the encoder's `sequence_output` for a per-token task."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
     encoder_outputs = encoder(inputs)
-    features = SentencePooling(pooling, name="pooling")(encoder_outputs, inputs["input_mask"])
+    if task.per_token:
+        features = encoder_outputs["sequence_output"]
+    else:
+        features = SentencePooling(pooling, name="pooling")(encoder_outputs, inputs["input_mask"])
     outputs = task.build_output(features, dropout=dropout, seed=seed)
     return keras.Model(inputs, outputs, name="core")
 
@@ -37,6 +42,9 @@ def build_core(encoder, task, *, pooling, dropout, seed=None):
 @keras.saving.register_keras_serializable(package="tunekit")
 class TextModel(keras.Model):
     """Raw strings (or pairs of strings) -> task output. Build it with `tunekit.attach_head`.
+
+    For token classification, calling the model on strings gives probabilities per word-piece `[B, seq_length,
+    C]`; `Trainer.predict` / `predict_labels` and the export give them per word.
 
     Args:
         preprocessor: a `tunekit.preprocessing.Preprocessor` layer.
@@ -60,7 +68,8 @@ class TextModel(keras.Model):
 
     @property
     def encoder(self):
-        return self.core.get_layer("encoder")
+        """The backbone's encoder layer (the first layer of `core` after its inputs)."""
+        return next(layer for layer in self.core.layers if not isinstance(layer, keras.layers.InputLayer))
 
     @property
     def seq_length(self):
@@ -90,14 +99,15 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
     Args:
         backbone: a `tunekit.Backbone` from `tunekit.load_backbone`.
         task: `"classification"` (softmax over classes; outputs probabilities), `"multilabel"` (a sigmoid per
-            label; outputs probabilities) or `"regression"` (linear outputs).
+            label; outputs probabilities), `"regression"` (linear outputs) or `"token_classification"` (a softmax
+            over tags for every word: named entities, IOB tagging; see docs/token-classification.md).
         num_classes: classification: the number of classes (or give `labels`).
-        labels: classification / multilabel: the label names, in output order. Predictions and string labels
-            use them; they are saved with the model.
+        labels: classification / multilabel: the label names, in output order; token_classification: the tag
+            names (required). Predictions and string labels use them; they are saved with the model.
         num_outputs: regression: values per text.
         threshold: multilabel: decision threshold, one for all labels or one per label.
         pooling: the sentence vector: `"pooled"` (encoder's pooler), `"mean"` (masked mean of token vectors) or
-            `"cls"`; default: the backbone's (`backbone.pooling`).
+            `"cls"`; default: the backbone's (`backbone.pooling`). Not for token_classification.
         dropout: dropout rate before the output layer.
         text_pairs: True for tasks on pairs of texts (paraphrase, entailment, similarity).
         seed: seeds the head's initial weights and dropout, for reproducible runs.
@@ -106,6 +116,7 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
 
     >>> model = attach_head(backbone, "classification", num_classes=3)        # doctest: +SKIP
     >>> model = attach_head(backbone, "multilabel", labels=["a", "b", "c"])    # doctest: +SKIP
+    >>> model = attach_head(backbone, "token_classification", labels=["O", "B-PER", "I-PER"])  # doctest: +SKIP
     """
     from tunekit.backbones.backbone import Backbone
 
@@ -119,6 +130,17 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
         head = TASKS[task](num_classes=num_classes, labels=labels)
     elif task == "multilabel":
         head = TASKS[task](labels=labels, num_labels=num_classes, threshold=threshold)
+    elif task == "token_classification":
+        if pooling is not None or text_pairs or num_classes is not None:
+            raise ValueError(
+                "token_classification tags every word of single texts with one of labels=[tag names]: it takes no "
+                "pooling, text_pairs or num_classes."
+            )
+        if backbone.seq_length < 3:
+            raise ValueError(
+                f"token_classification needs seq_length >= 3 ([CLS], a word-piece, [SEP]), got {backbone.seq_length}."
+            )
+        head = TASKS[task](labels=labels)
     else:
         head = TASKS[task](num_outputs=num_outputs)
     core = build_core(backbone.encoder, head, pooling=pooling or backbone.pooling, dropout=dropout, seed=seed)

@@ -6,7 +6,8 @@
   the fine-tuned weights from the file.
 - `export_model(model, path)`: a self-contained TF SavedModel for serving (TF Serving, `tf.saved_model.load`),
   whose `serving_default` signature takes a batch of raw strings (two batches for text pairs) and holds
-  the vocabulary and weights itself.
+  the vocabulary and weights itself. A per-token task serves its own function (token classification: raw
+  sentences in, one tag per word out).
 
 All writes are atomic: the target appears complete, or stays as it was.
 
@@ -54,7 +55,12 @@ def save_model(model, path):
 
 def load_model(path):
     """Loads a model saved by `save_model` / `Trainer.save` (a directory) or a `.keras` file of a TextModel."""
-    import tunekit  # noqa: F401 - registers tunekit's Keras classes
+    # Importing the modules registers their Keras classes for deserialization.
+    import tunekit.backbones.bert  # noqa: F401
+    import tunekit.backbones.hub_encoder  # noqa: F401
+    import tunekit.preprocessing.hub_preprocessor  # noqa: F401
+    import tunekit.preprocessing.wordpiece  # noqa: F401
+    import tunekit.training.optimization  # noqa: F401
 
     path = os.fspath(path)
     file = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
@@ -67,20 +73,28 @@ def export_model(model, path):
     """Writes a self-contained serving SavedModel whose `serving_default` takes raw strings.
 
     Inputs: `text` (string `[batch]`), plus `text_pair` for pair models. Outputs: the task's
-    (classification: `probabilities`, `class_id` and `label` when labels are named).
+    (classification: `probabilities`, `class_id` and `label` when labels are named; token classification:
+    `tags` `[batch, max_words]`, `num_words` and `probabilities`, see
+    `tunekit.heads.TokenClassificationTask.serving_function`).
     """
     _check_model(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    names = TEXT_INPUT_NAMES[: model.num_segments]
-    signature = [tf.TensorSpec([None], tf.string, name=name) for name in names]
+    if model.task.per_token:
+        serve, signature = model.task.serving_function(model)
+    else:
+        serve, signature = _text_serving_function(model)
+    archive.add_endpoint("serve", serve, input_signature=signature)
+    return write_atomically(path, lambda directory: archive.write_out(directory, verbose=False))
 
+
+def _text_serving_function(model):
+    """(function, input signature) of a per-text task's `serving_default`: raw strings -> the task's outputs."""
+    signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
     if model.num_segments == 1:
         def serve(text):
             return model.task.serving_outputs(model(text, training=False))
     else:
         def serve(text, text_pair):
             return model.task.serving_outputs(model([text, text_pair], training=False))
-
-    archive.add_endpoint("serve", serve, input_signature=signature)
-    return write_atomically(path, lambda directory: archive.write_out(directory, verbose=False))
+    return serve, signature

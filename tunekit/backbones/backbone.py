@@ -10,11 +10,13 @@ Example:
 
 import dataclasses
 import importlib
+import json
 import os
 
 import keras
 
 from tunekit.backbones.hub_encoder import HubEncoder
+from tunekit.backbones.hub_format import BACKBONE_INFO_FILE
 from tunekit.backbones.registry import REGISTRY, get_spec
 from tunekit.backbones.resolve import is_saved_model_dir, is_url, resolve_handle
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
@@ -52,7 +54,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
               `"small_bert/bert_en_uncased_L-4_H-512_A-8"` or `"minilm-l6"`;
             - a tfhub.dev or Kaggle URL of a TF Hub encoder;
             - a local TF Hub-format encoder SavedModel directory, or a directory holding `encoder/` and
-              `preprocessor/` SavedModels (what `tunekit.backbones.save_backbone` writes);
+              `preprocessor/` SavedModels (what `tunekit.backbones.hub_format.save_backbone` writes);
             - a Hugging Face BERT checkpoint folder (`config.json`, `vocab.txt`, `model.safetensors`).
         seq_length: tokens per text after packing, special tokens included (1..512).
         truncation: for texts longer than `seq_length`: `"head"` keeps the start, `"head_tail"` the first
@@ -97,6 +99,10 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
         if is_saved_model_dir(os.path.join(path, "encoder")):
             encoder_handle = os.path.join(path, "encoder")
             default_preprocessor = os.path.join(path, "preprocessor")
+            info_file = os.path.join(path, BACKBONE_INFO_FILE)
+            if os.path.isfile(info_file):
+                with open(info_file, encoding="utf-8") as file:
+                    pooling = json.load(file).get("pooling", pooling)
         else:
             encoder_handle = resolve_handle(path, what="encoder")
             default_preprocessor = None

@@ -22,12 +22,15 @@ Example:
 TensorShape([1, 3, 32])
 """
 
+import json
 import os
 
 import tensorflow as tf
 
 from tunekit.files import write_atomically
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
+
+BACKBONE_INFO_FILE = "backbone.json"
 
 
 def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None):
@@ -95,3 +98,39 @@ def _hub_encoder_module(encoder, vocab_file, do_lower_case):
         module.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
     return module
 
+
+
+def save_backbone(backbone, directory):
+    """Writes a native backbone as TF Hub-format `encoder/` and `preprocessor/` SavedModels in `directory`.
+
+    `tunekit.load_backbone(directory)` reads it back (with the same default pooling), and so can any code that
+    consumes TF Hub BERT models. Works for backbones with tunekit's native `BertEncoder` and
+    `WordPiecePreprocessor` (Hugging Face checkpoints, `minilm-l6`). The folder appears complete or not at all.
+
+    Example:
+
+    >>> save_backbone(tk.load_backbone("minilm-l6"), "minilm_tfhub")   # doctest: +SKIP
+    >>> tk.load_backbone("minilm_tfhub")                                # doctest: +SKIP
+    """
+    from tunekit.backbones.bert import BertEncoder
+    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor, save_hub_preprocessor
+
+    encoder, preprocessor = backbone.encoder, backbone.preprocessor
+    if not isinstance(encoder, BertEncoder) or not isinstance(preprocessor, WordPiecePreprocessor):
+        raise TypeError(
+            "save_backbone writes native backbones (BertEncoder + WordPiecePreprocessor, e.g. from a Hugging Face "
+            f"checkpoint); got {type(encoder).__name__} + {type(preprocessor).__name__}, which already are TF Hub "
+            "models: copy their SavedModel directories instead."
+        )
+
+    def write(path):
+        os.makedirs(path)
+        save_hub_preprocessor(preprocessor.vocabulary, os.path.join(path, "preprocessor"),
+                              lower_case=preprocessor.lower_case, default_seq_length=preprocessor.seq_length)
+        save_hub_encoder(encoder, os.path.join(path, "encoder"),
+                         vocab_file=os.path.join(path, "preprocessor", "assets", "vocab.txt"),
+                         do_lower_case=preprocessor.lower_case)
+        with open(os.path.join(path, BACKBONE_INFO_FILE), "w", encoding="utf-8") as file:
+            json.dump({"pooling": backbone.pooling, "source": backbone.name}, file, indent=2)
+
+    return write_atomically(directory, write)

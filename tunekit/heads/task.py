@@ -2,6 +2,10 @@
 
 A task is plain Python (no weights). `TextModel` builds the head's layers with `build_output` and
 keeps the task's config, so label names, thresholds and output sizes survive save and load.
+
+A task is per sentence (a pooled sentence vector in, one output per text) or, with `per_token = True`, per
+token (the encoder's vector of every word-piece in, one output per word-piece): then the `Trainer` feeds it
+words and tags through `tunekit.training.token_data`, and the export serves the task's `serving_function`.
 """
 
 import numpy as np
@@ -11,9 +15,11 @@ class Task:
     """Base class of the tasks `attach_head` knows. Subclasses set `name` and implement the methods."""
 
     name = None
+    per_token = False
 
     def build_output(self, features, *, dropout, seed):
-        """Keras tensors: sentence vectors `[B, H]` -> the head's float32 output."""
+        """Keras tensors: sentence vectors `[B, H]` (token vectors `[B, T, H]` if `per_token`) -> the head's
+        float32 output."""
         raise NotImplementedError
 
     def loss(self):

@@ -11,6 +11,12 @@ Example:
 {'loss': 0.31, 'accuracy': 0.88, 'precision': 0.87, 'recall': 0.89, 'f1': 0.88}
 >>> trainer.predict_labels(["A masterpiece.", "Dull."])                             # doctest: +SKIP
 ['pos', 'neg']
+
+Token classification takes words and tags per sentence (see `tunekit.training.token_data`):
+
+>>> trainer.fit([["Ada", "lives", "in", "Paris"]], [["B-PER", "O", "O", "B-LOC"]])  # doctest: +SKIP
+>>> trainer.predict_labels(["Ada met Bob"])                                        # doctest: +SKIP
+[['B-PER', 'O', 'B-PER']]
 """
 
 import math
@@ -25,6 +31,7 @@ from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
 from tunekit.training.data import split_segments, text_dataset, tf_dataset
 from tunekit.training.optimization import create_optimizer
+from tunekit.training.token_data import check_tags, sentence_words, token_dataset, word_probabilities
 
 
 def _positive_int(value, name):
@@ -90,9 +97,17 @@ class Trainer:
     def task(self):
         return self.model.task
 
+    def _batch_size(self, batch_size):
+        return self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+
     def _dataset(self, x, y=None, *, shuffle=False, labels_required=True, batch_size=None):
-        """Validates the inputs and returns (batched dataset, number of examples)."""
-        batch_size = self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        """Validates the inputs and returns (batched dataset, number of examples: texts, or the chunks of the
+        sentences for a per-token task)."""
+        batch_size = self._batch_size(batch_size)
+        if self.task.per_token:
+            words, tags = self._words_and_tags(x, y, labels_required=labels_required)
+            return token_dataset(self.model.preprocessor, words, tags, batch_size=batch_size, shuffle=shuffle,
+                                 seed=self.seed)
         if isinstance(x, tf.data.Dataset):
             if y is not None:
                 raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
@@ -113,6 +128,21 @@ class Trainer:
         dataset = text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size,
                                shuffle=shuffle, seed=self.seed)
         return dataset, len(segments[0])
+
+    def _words_and_tags(self, x, y=None, *, labels_required=True):
+        """Per-token tasks: the words of every sentence, and their tag ids (None without `y`)."""
+        words = sentence_words(x)
+        if y is None:
+            if labels_required:
+                raise ValueError("Tags are missing: pass fit(sentences, tags), one list of tags per sentence.")
+            return words, None
+        tags = self.task.encode_labels(y)
+        check_tags(words, tags)
+        return words, tags
+
+    def _word_probabilities(self, words, batch_size):
+        dataset, _ = token_dataset(self.model.preprocessor, words, batch_size=self._batch_size(batch_size))
+        return word_probabilities(self.model.core, dataset, words)
 
     def _label_encoder(self):
         names = getattr(self.task, "labels", None)
@@ -149,9 +179,11 @@ class Trainer:
 
         Args:
             x: texts (see `tunekit.training.data` for the accepted forms) or a `tf.data.Dataset` of
-                `(text, label)` elements.
+                `(text, label)` elements; token classification: sentences as lists of words (or plain strings,
+                split on whitespace).
             y: labels: class indices or label names (classification), lists of names or a 0/1 matrix
-                (multilabel), numbers (regression). None when `x` is a dataset.
+                (multilabel), numbers (regression), one list of tag names or ids per sentence (token
+                classification). None when `x` is a dataset.
             validation_data: `(texts, labels)` or a dataset, evaluated after each epoch.
             epochs: overrides the trainer's `epochs` for this call.
         """
@@ -176,7 +208,8 @@ class Trainer:
             core.trainable_variables, learning_rate=self.learning_rate, total_steps=total_steps,
             weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
             clipnorm=self.clipnorm)
-        core.compile(optimizer=optimizer, loss=self.task.loss(), metrics=self.task.fit_metrics(),
+        # Weighted: a per-token task's sample weights leave out the positions that are not a word's first piece.
+        core.compile(optimizer=optimizer, loss=self.task.loss(), weighted_metrics=self.task.fit_metrics(),
                      jit_compile=self.jit_compile)
         with warnings.catch_warnings():
             # With mean or [CLS] pooling the encoder's pooler is unused, and Keras warns about its missing gradients.
@@ -185,13 +218,17 @@ class Trainer:
                             verbose=self.verbose, shuffle=False)  # the pipeline shuffles (seeded) before batching
 
     def predict(self, x, *, batch_size=None):
-        """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values."""
+        """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values;
+        token classification: a list with one `[words, C]` array of tag probabilities per sentence."""
+        if self.task.per_token:
+            words, _ = self._words_and_tags(x, labels_required=False)
+            return self._word_probabilities(words, batch_size)
         dataset, _ = self._dataset(x, labels_required=False, batch_size=batch_size)
         return self.model.core.predict(dataset, verbose=0)
 
     def predict_labels(self, x, *, batch_size=None):
         """Predicted labels: names (or class ids) for classification, lists of names for multilabel,
-        values for regression."""
+        values for regression, one list of tags per sentence (one tag per word) for token classification."""
         return self.task.decode(self.predict(x, batch_size=batch_size))
 
     def evaluate(self, x, y=None, *, batch_size=None):
@@ -199,8 +236,14 @@ class Trainer:
 
         Classification: `loss`, `accuracy`, `precision`, `recall`, `f1` (of class 1 when binary, macro
         averages otherwise). Multilabel: subset/hamming accuracy, micro/macro F1. Regression: mse, mae,
-        rmse, pearson, spearman.
+        rmse, pearson, spearman. Token classification: `loss` (mean over words), entity-level `precision`,
+        `recall`, `f1` (CoNLL's, for IOB tags) and `token_accuracy`.
         """
+        if self.task.per_token:
+            words, tags = self._words_and_tags(x, y)
+            probabilities = self._word_probabilities(words, batch_size)
+            loss = float(self.task.loss()(np.concatenate(tags), np.concatenate(probabilities)))
+            return {"loss": loss, **self.task.evaluate(tags, probabilities)}
         dataset, _ = self._dataset(x, y, batch_size=batch_size)
         truth = np.concatenate([labels.numpy() for _, labels in dataset])
         predictions = self.model.core.predict(dataset.map(lambda ids, labels: ids), verbose=0)
