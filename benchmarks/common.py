@@ -49,4 +49,4 @@ def print_table(title, rows):
 
 
 def _format(value):
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -10,8 +10,9 @@ that the example's number on the shipped 1,000-review sample can be checked agai
 
 import argparse
 
-import tunekit as tk
 from common import Stopwatch, machine, print_table, shared_data
+
+import tunekit as tk
 
 
 def main():

@@ -11,9 +11,9 @@ average padded length tunekit trained on next to seq_length.
 import argparse
 
 import numpy as np
+from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
-from common import Stopwatch, machine, print_table, shared_data
 from tunekit.training.data import split_segments, text_dataset
 
 

@@ -12,7 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TUNEKIT_OFFLINE"] = "1"  # no test may touch the network
 
 import pytest  # noqa: E402
-
 from sample_texts import VOCAB  # noqa: E402
 
 

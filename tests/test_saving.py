@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from sample_texts import sentiment_texts
 
 import tunekit as tk
-from sample_texts import sentiment_texts
 
 TEXTS = ["The film was superb and lovely.", "The plot was dull and awful.", "", "good good bad"]
 

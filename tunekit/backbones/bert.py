@@ -23,8 +23,6 @@ import math
 import keras
 from keras import ops
 
-from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
-
 # Added to the attention scores of padded positions. The softmax runs in float32, so this is safe under any
 # dtype policy (it would overflow float16, which is why the scores are cast up first).
 _MASKED_SCORE = -1e9
@@ -134,6 +132,7 @@ class BertEncoder(keras.layers.Layer):
 
     Example, in a Functional model:
 
+    >>> from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
     >>> encoder = BertEncoder(vocabulary_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
     >>> inputs = {key: keras.Input((None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
     >>> model = keras.Model(inputs, encoder(inputs)["pooled_output"])

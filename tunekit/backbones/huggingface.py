@@ -27,8 +27,11 @@ _BERT_PREFIX = "bert."
 _POOLER_NAMES = ("pooler.dense.weight", "pooler.dense.bias")
 
 
-def load_huggingface_checkpoint(path):
+def load_huggingface_checkpoint(path, *, dtype=None):
     """Returns (encoder with the checkpoint's weights, vocabulary tokens in id order, lower_case).
+
+    `dtype` is the encoder's Keras dtype policy (e.g. "mixed_bfloat16"; default: the global policy). The
+    weights are stored in float32 whatever the policy.
 
     `lower_case` comes from `tokenizer_config.json`'s `do_lower_case` if present, else is True when "uncased"
     appears in the config's `_name_or_path` or in the folder name, else True when the vocabulary has no
@@ -57,6 +60,7 @@ def load_huggingface_checkpoint(path):
         dropout=config.get("hidden_dropout_prob", 0.1),
         attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
         layer_norm_epsilon=config.get("layer_norm_eps", 1e-12),
+        dtype=dtype,
     )
     encoder.build()
     for variable, hf_name, transpose in _variable_map(encoder):

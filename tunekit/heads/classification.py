@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task, as_label_array, check_finite
+from tunekit.heads.task import Task, as_label_array, check_finite, dense_output
 from tunekit.training.metrics import classification_metrics
 
 
@@ -39,14 +39,7 @@ class ClassificationTask(Task):
         self.labels = labels
 
     def build_output(self, features, *, dropout, seed):
-        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
-        x = keras.layers.Dense(
-            self.num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-            dtype="float32",
-            name="logits",
-        )(x)
-        return keras.layers.Softmax(dtype="float32", name="probabilities")(x)
+        return dense_output(features, self.num_classes, dropout=dropout, seed=seed, activation="softmax")
 
     def loss(self):
         return keras.losses.SparseCategoricalCrossentropy()

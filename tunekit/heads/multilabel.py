@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task, as_label_array
+from tunekit.heads.task import Task, as_label_array, dense_output
 from tunekit.training.metrics import multilabel_metrics
 
 
@@ -36,14 +36,7 @@ class MultilabelTask(Task):
         self.thresholds = [float(t) for t in thresholds]
 
     def build_output(self, features, *, dropout, seed):
-        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
-        x = keras.layers.Dense(
-            self.num_labels,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-            dtype="float32",
-            name="logits",
-        )(x)
-        return keras.layers.Activation("sigmoid", dtype="float32", name="probabilities")(x)
+        return dense_output(features, self.num_labels, dropout=dropout, seed=seed, activation="sigmoid")
 
     def loss(self):
         return keras.losses.BinaryCrossentropy()

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tunekit.heads.task import Task, as_label_array, check_finite
+from tunekit.heads.task import Task, as_label_array, check_finite, dense_output
 from tunekit.training.metrics import regression_metrics
 
 
@@ -24,13 +24,7 @@ class RegressionTask(Task):
         self.num_outputs = int(num_outputs)
 
     def build_output(self, features, *, dropout, seed):
-        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
-        return keras.layers.Dense(
-            self.num_outputs,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-            dtype="float32",
-            name="predictions",
-        )(x)
+        return dense_output(features, self.num_outputs, dropout=dropout, seed=seed, name="predictions")
 
     def loss(self):
         return keras.losses.MeanSquaredError()

@@ -8,6 +8,7 @@ token (the encoder's vector of every word-piece in, one output per word-piece): 
 words and tags through `tunekit.training.token_data`, and the export serves the task's `serving_function`.
 """
 
+import keras
 import numpy as np
 
 
@@ -47,6 +48,20 @@ class Task:
 
     def get_config(self):
         return {"name": self.name}
+
+
+def dense_output(features, units, *, dropout, seed, activation=None, name="logits"):
+    """Dropout, then a float32 Dense layer (float32 whatever the encoder's dtype policy), then `activation`."""
+    x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
+    x = keras.layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
+        dtype="float32",
+        name=name,
+    )(x)
+    if activation is None:
+        return x
+    return keras.layers.Activation(activation, dtype="float32", name="probabilities")(x)
 
 
 def as_label_array(labels):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task
+from tunekit.heads.task import Task, dense_output
 from tunekit.training.metrics import entity_metrics
 from tunekit.training.token_data import tag_probabilities, unknown_token_id
 
@@ -53,14 +53,7 @@ class TokenClassificationTask(Task):
         self.iob = all(is_iob_tag(label) for label in labels)
 
     def build_output(self, features, *, dropout, seed):
-        x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
-        x = keras.layers.Dense(
-            self.num_tags,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed),
-            dtype="float32",
-            name="logits",
-        )(x)
-        return keras.layers.Softmax(dtype="float32", name="probabilities")(x)
+        return dense_output(features, self.num_tags, dropout=dropout, seed=seed, activation="softmax")
 
     def loss(self):
         # The mean over labelled positions only (first word-pieces, sample weight 1), not over the padded batch.
@@ -89,7 +82,8 @@ class TokenClassificationTask(Task):
                 elif isinstance(tag, (int, np.integer)) and not isinstance(tag, (bool, np.bool_)):
                     if not 0 <= tag < self.num_tags:
                         raise ValueError(
-                            f"Tag id {tag} in sentence {row} is out of range: tag ids run from 0 to {self.num_tags - 1}."
+                            f"Tag id {tag} in sentence {row} is out of range: tag ids run from 0 to "
+                            f"{self.num_tags - 1}."
                         )
                     ids.append(int(tag))
                 else:

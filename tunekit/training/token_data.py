@@ -70,7 +70,9 @@ def check_tags(words, tags):
         raise ValueError(f"Got {len(words)} sentences but {len(tags)} tag lists; they must match one to one.")
     for i, (sentence, sentence_tags) in enumerate(zip(words, tags)):
         if len(sentence) != len(sentence_tags):
-            raise ValueError(f"Sentence {i} has {len(sentence)} words but {len(sentence_tags)} tags; give one tag per word.")
+            raise ValueError(
+                f"Sentence {i} has {len(sentence)} words but {len(sentence_tags)} tags; give one tag per word."
+            )
 
 
 def unknown_token_id(preprocessor):

@@ -40,6 +40,14 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _count_element(total, _):
+    return total + 1
+
+
+def _inputs_only(inputs, labels):
+    return inputs
+
+
 def reseed_dropout(model, seed):
     """Resets the random state of every seeded Keras layer (dropout) in `model` from `seed`."""
     generators = [layer.seed_generator for layer in model._flatten_layers() if hasattr(layer, "seed_generator")]
@@ -55,7 +63,7 @@ class Trainer:
         learning_rate: peak learning rate (after warmup). 2e-5..5e-5 suit BERT-base; small models like
             more (5e-5..1e-4).
         epochs: passes over the training data.
-        batch_size: texts per training step.
+        batch_size: texts per training step (chunks of sentences for token classification).
         weight_decay: AdamW decoupled weight decay (not applied to biases and LayerNorm parameters).
         warmup_ratio: fraction of all steps with linear warmup.
         schedule: learning rate after warmup: "linear" (to 0, the BERT recipe), "cosine" or "constant".
@@ -115,7 +123,7 @@ class Trainer:
                                  shuffle=shuffle, seed=self.seed, encode_label=self._label_encoder())
             count = int(x.cardinality())
             if count < 0:
-                count = int(x.reduce(0, lambda total, _: total + 1))
+                count = int(x.reduce(0, _count_element))
             return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))), count
         segments = split_segments(x, self.model.num_segments)
         labels = None
@@ -208,6 +216,9 @@ class Trainer:
             core.trainable_variables, learning_rate=self.learning_rate, total_steps=total_steps,
             weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
             clipnorm=self.clipnorm)
+        if any(layer.dtype_policy.name == "mixed_float16" for layer in core._flatten_layers()):
+            # float16 gradients underflow without loss scaling (bfloat16 has float32's range and needs none).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         # Weighted: a per-token task's sample weights leave out the positions that are not a word's first piece.
         core.compile(optimizer=optimizer, loss=self.task.loss(), weighted_metrics=self.task.fit_metrics(),
                      jit_compile=self.jit_compile)
@@ -246,7 +257,7 @@ class Trainer:
             return {"loss": loss, **self.task.evaluate(tags, probabilities)}
         dataset, _ = self._dataset(x, y, batch_size=batch_size)
         truth = np.concatenate([labels.numpy() for _, labels in dataset])
-        predictions = self.model.core.predict(dataset.map(lambda ids, labels: ids), verbose=0)
+        predictions = self.model.core.predict(dataset.map(_inputs_only), verbose=0)
         loss = float(self.task.loss()(truth, predictions))
         return {"loss": loss, **self.task.evaluate(truth, predictions)}
 
