@@ -36,6 +36,11 @@ def test_tiny_encoder_learns_separable_task_and_encoder_variables_change(backbon
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_length_grouped_batches_learn_too(backbone):
+    trainer, _ = train_sentiment(backbone, group_by_length=True)
+    assert trainer.evaluate(*sentiment_texts(200, seed=3))["accuracy"] >= 0.9
+
+
 def test_encoder_variables_are_the_models_trainable_weights(backbone):
     model = tk.attach_head(backbone, "classification", num_classes=2)
     encoder_ids = {id(v) for v in backbone.encoder.trainable_weights}

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 TOKENIZE_CHUNK = 256
 PAD_TO_MULTIPLE = 8
+GROUP_WINDOW = 32
 
 
 def _as_list(values, what):
@@ -97,8 +98,27 @@ def trim_to_longest(inputs, multiple=PAD_TO_MULTIPLE):
     return {key: value[:, :length] for key, value in inputs.items()}
 
 
-def _batch_and_pad(ids_and_labels, batch_size, has_labels):
-    batched = ids_and_labels.batch(batch_size)
+def group_by_length(examples, batch_size, seed=None):
+    """Batches shuffled examples so that each batch holds texts of similar length (less padding).
+
+    Windows of `GROUP_WINDOW` batches' worth of examples are sorted by length and cut into batches, and
+    the batches are shuffled again, so every batch is still a random draw of the data apart from its length.
+    The number of batches is unchanged (`ceil(examples / batch_size)`).
+    """
+
+    def sort_by_length(ids, labels):
+        order = tf.argsort(tf.reduce_sum(tf.cast(ids["input_mask"], tf.int32), axis=1))
+        return tf.nest.map_structure(lambda values: tf.gather(values, order), (ids, labels))
+
+    windows = examples.batch(batch_size * GROUP_WINDOW).map(sort_by_length, num_parallel_calls=tf.data.AUTOTUNE)
+    return windows.unbatch().batch(batch_size).shuffle(GROUP_WINDOW, seed=seed, reshuffle_each_iteration=True)
+
+
+def _batch_and_pad(ids_and_labels, batch_size, has_labels, *, by_length=False, seed=None):
+    if by_length and has_labels:
+        batched = group_by_length(ids_and_labels, batch_size, seed)
+    else:
+        batched = ids_and_labels.batch(batch_size)
     if has_labels:
         batched = batched.map(lambda ids, labels: (trim_to_longest(ids), labels), num_parallel_calls=tf.data.AUTOTUNE)
     else:
@@ -106,10 +126,11 @@ def _batch_and_pad(ids_and_labels, batch_size, has_labels):
     return batched.prefetch(tf.data.AUTOTUNE)
 
 
-def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=False, seed=None):
+def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=False, seed=None, by_length=False):
     """Validated in-memory texts (from `split_segments`) and encoded labels -> batches of `(token_ids, labels)`.
 
-    Returns batches of token-id dicts only when `labels` is None.
+    Returns batches of token-id dicts only when `labels` is None. With `shuffle` and `by_length`, batches
+    group texts of similar length (see `group_by_length`).
     """
     count = len(segments[0])
     texts = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(segment, tf.string) for segment in segments))
@@ -120,10 +141,12 @@ def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=Fal
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(count)).cache()
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return _batch_and_pad(dataset, batch_size, labels is not None)
+    batches = _batch_and_pad(dataset, batch_size, labels is not None, by_length=shuffle and by_length, seed=seed)
+    return batches.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
 
 
-def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None):
+def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None,
+               by_length=False):
     """A `tf.data.Dataset` of unbatched `(text, label)`, `((a, b), label)`, texts or `(a, b)` -> batches like
     `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
     """
@@ -156,4 +179,4 @@ def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False
     ).unbatch().cache()
     if shuffle:
         examples = examples.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    return _batch_and_pad(examples, batch_size, has_labels)
+    return _batch_and_pad(examples, batch_size, has_labels, by_length=shuffle and by_length, seed=seed)

@@ -74,13 +74,18 @@ class Trainer:
         callbacks: extra Keras callbacks.
         seed: makes runs repeatable: seeds Keras/NumPy/Python, the shuffle order and every dropout layer
             (for identical weights across processes also pass `seed` to `attach_head`).
+        group_by_length: batch training texts of similar length together. Each batch is padded only to its
+            longest text, so on data of mixed lengths this cuts padding (SST-2: see benchmarks/sst2_minilm.py);
+            batches stay random otherwise. Off by default: where length correlates with the label, batches of
+            one length are batches of one label, which can slow learning.
         jit_compile: compile the training step with XLA (the string preprocessing is never compiled).
         verbose: Keras progress output: "auto", 0, 1 or 2.
     """
 
     def __init__(self, model, *, learning_rate=3e-5, epochs=3, batch_size=32, weight_decay=0.01,
                  warmup_ratio=0.1, schedule="linear", clipnorm=1.0, early_stopping_patience=None,
-                 checkpoint_dir=None, callbacks=None, seed=None, jit_compile=False, verbose="auto"):
+                 checkpoint_dir=None, callbacks=None, seed=None, group_by_length=False, jit_compile=False,
+                 verbose="auto"):
         if not isinstance(model, TextModel):
             raise TypeError(f"Trainer needs a TextModel from tunekit.attach_head, got {type(model).__name__}.")
         self.model = model
@@ -95,6 +100,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.callbacks = list(callbacks or [])
         self.seed = seed
+        self.group_by_length = group_by_length
         self.jit_compile = jit_compile
         self.verbose = verbose
         # Fail on bad optimizer settings now rather than after the data pipeline is built.
@@ -120,7 +126,8 @@ class Trainer:
             if y is not None:
                 raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
             dataset = tf_dataset(self.model.preprocessor, x, self.model.num_segments, batch_size=batch_size,
-                                 shuffle=shuffle, seed=self.seed, encode_label=self._label_encoder())
+                                 shuffle=shuffle, seed=self.seed, encode_label=self._label_encoder(),
+                                 by_length=self.group_by_length)
             count = int(x.cardinality())
             if count < 0:
                 count = int(x.reduce(0, _count_element))
@@ -134,7 +141,7 @@ class Trainer:
         elif labels_required:
             raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
         dataset = text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size,
-                               shuffle=shuffle, seed=self.seed)
+                               shuffle=shuffle, seed=self.seed, by_length=self.group_by_length)
         return dataset, len(segments[0])
 
     def _words_and_tags(self, x, y=None, *, labels_required=True):
