@@ -43,7 +43,7 @@ def main():
 
     # --- the five lines ---
     backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation)
-    model = tk.attach_head(backbone, "classification", labels=tk.datasets.IMDB_LABELS)
+    model = tk.attach_head(backbone, "classification", labels=tk.datasets.IMDB_LABELS, seed=0)
     trainer = tk.Trainer(model, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size, seed=0)
     trainer.fit(train_texts, train_labels)
     metrics = trainer.evaluate(test_texts, test_labels)
