@@ -32,6 +32,21 @@ def test_preprocessor_found_from_encoder_vocab_extras(hub_models):
         np.testing.assert_array_equal(backbone.preprocessor(texts)[key], value)
 
 
+
+def test_long_texts_keep_head_and_tail_by_default_and_head_on_request(hub_models):
+    long_text = tf.constant(["the movie was " + "good " * 30 + "but bad"])
+    default = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=10)
+    head = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=10,
+                            truncation="head")
+    assert (default.preprocessor.truncation, head.preprocessor.truncation) == ("head_tail", "head")
+    kept_by_default = default.preprocessor(long_text)["input_word_ids"].numpy()[0]
+    kept_by_head = head.preprocessor(long_text)["input_word_ids"].numpy()[0]
+    short = tf.constant(["the movie was good"])
+    np.testing.assert_array_equal(default.preprocessor(short)["input_word_ids"], head.preprocessor(short)["input_word_ids"])
+    # Same first word piece after [CLS], different endings: head+tail keeps "but bad", head keeps more "good"s.
+    assert kept_by_default[1] == kept_by_head[1]
+    assert not np.array_equal(kept_by_default[-3:-1], kept_by_head[-3:-1])
+
 def test_cached_url_loads_offline_from_tfhub_cache(hub_models, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
     shutil.copytree(hub_models["encoder"], tmp_path / hashlib.sha1(URL.encode()).hexdigest())
