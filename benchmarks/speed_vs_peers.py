@@ -203,7 +203,8 @@ def same_token_ids(texts):
 
     theirs = keras_hub.models.BertTextClassifierPreprocessor.from_preset(
         minilm_folder(), sequence_length=PEER_SEQ_LENGTH)(tf.constant(texts))["token_ids"]
-    ours = tk.load_backbone("minilm-l6", seq_length=PEER_SEQ_LENGTH).preprocessor(tf.constant(texts))
+    ours = tk.load_backbone("minilm-l6", seq_length=PEER_SEQ_LENGTH, truncation="head").preprocessor
+    ours = ours(tf.constant(texts))
     return float(np.mean(np.all(np.asarray(theirs) == np.asarray(ours["input_word_ids"]), axis=1)))
 
 
@@ -216,10 +217,6 @@ def with_ratios(rows):
             row[f"x_{peer}_steady"] = round(row["steady_ex_per_s"] / peer_row["steady_ex_per_s"], 2)
         row["accuracy_vs_kerashub"] = round(100 * (row["accuracy"] - peers["kerashub"]["accuracy"]), 1)
     return rows
-
-
-def release():
-    gc.collect()
 
 
 # ---------------------------------------------------------------------------------------------------- measurements
@@ -339,22 +336,22 @@ def main():
     print(f"same packed ids as KerasHub's preprocessor (200 IMDB reviews): {same_token_ids(imdb[1][0][:200]):.3f}")
 
     with tempfile.TemporaryDirectory() as hub_folder:
-        save_backbone(tk.load_backbone("minilm-l6", seq_length=PEER_SEQ_LENGTH), hub_folder)
+        save_backbone(tk.load_backbone("minilm-l6", seq_length=PEER_SEQ_LENGTH, truncation="head"), hub_folder)
 
         settings = (f"{args.epochs} epoch(s), batch {args.batch_size}, learning rate {args.learning_rate}, "
                     f"seq_length {PEER_SEQ_LENGTH} for all")
         rows = [train_kerashub(sst2, args), train_classic(sst2, args, hub_folder)]
-        release()
+        gc.collect()
         for options in ({}, {"group_by_length": True}, {"group_by_length": True, "dtype": "mixed_bfloat16"}):
             rows.append(train_tunekit(sst2, args, seq_length=PEER_SEQ_LENGTH, **options)[0])
-            release()
+            gc.collect()
         print_table(f"SST-2: {len(sst2[0][0])} train sentences, {len(sst2[1][0])} dev; {settings}", with_ratios(rows))
 
         rows = [train_kerashub(imdb, args), train_classic(imdb, args, hub_folder)]
-        release()
+        gc.collect()
     head_row, _ = train_tunekit(imdb, args, seq_length=PEER_SEQ_LENGTH, truncation="head")
     rows.append(head_row)
-    release()
+    gc.collect()
     head_tail_row, float32_trainer = train_tunekit(imdb, args, seq_length=PEER_SEQ_LENGTH, truncation="head_tail")
     bfloat16_row, bfloat16_trainer = train_tunekit(imdb, args, seq_length=PEER_SEQ_LENGTH, truncation="head_tail",
                                                    dtype="mixed_bfloat16")
@@ -374,7 +371,7 @@ def main():
                 exported_inference(float32_trainer, test_texts, "float32", args)
                 + exported_inference(bfloat16_trainer, test_texts, "mixed_bfloat16", args))
     del float32_trainer, bfloat16_trainer
-    release()
+    gc.collect()
     if not args.skip_threads:
         print_table("Thread settings: tunekit training step, float32, batch 32x128, each in a fresh process",
                     thread_settings(args))

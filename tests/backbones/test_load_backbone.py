@@ -42,7 +42,8 @@ def test_long_texts_keep_head_and_tail_by_default_and_head_on_request(hub_models
     kept_by_default = default.preprocessor(long_text)["input_word_ids"].numpy()[0]
     kept_by_head = head.preprocessor(long_text)["input_word_ids"].numpy()[0]
     short = tf.constant(["the movie was good"])
-    np.testing.assert_array_equal(default.preprocessor(short)["input_word_ids"], head.preprocessor(short)["input_word_ids"])
+    np.testing.assert_array_equal(default.preprocessor(short)["input_word_ids"],
+                                  head.preprocessor(short)["input_word_ids"])
     # Same first word piece after [CLS], different endings: head+tail keeps "but bad", head keeps more "good"s.
     assert kept_by_default[1] == kept_by_head[1]
     assert not np.array_equal(kept_by_default[-3:-1], kept_by_head[-3:-1])
