@@ -323,12 +323,12 @@ def main():
     if args.quick:
         args.sst2_train, args.imdb_train, args.imdb_test, args.step_repeats, args.inference_calls = 256, 128, 128, 2, 16
 
+    sst2_dir, imdb_dir = shared_data("sst2"), shared_data("imdb")
     print(f"machine: {machine()}")
     peaks = {dtype: matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
     print_table("Matmul peak measured in this run (square tf.matmul, best of 1024/2048/3072)",
                 [{"dtype": dtype, "gflop_per_s": round(flops / 1e9, 1)} for dtype, flops in peaks.items()])
 
-    sst2_dir, imdb_dir = shared_data("sst2"), shared_data("imdb")
     sst2 = (tk.datasets.sst2("train", data_dir=sst2_dir, limit=args.sst2_train),
             tk.datasets.sst2("validation", data_dir=sst2_dir))
     imdb = (tk.datasets.imdb("train", data_dir=imdb_dir, limit=args.imdb_train),
