@@ -1,7 +1,7 @@
 """tunekit against KerasHub and the classic TF Hub recipe: training speed, accuracy, FLOP utilisation, inference.
 
     python benchmarks/speed_vs_peers.py            # about 40 min on 2 CPU cores
-    python benchmarks/speed_vs_peers.py --quick    # small sizes: checks that every part runs (about 8 min)
+    python benchmarks/speed_vs_peers.py --quick    # small sizes: checks that every part runs (about 9 min)
 
 One process, one pretrained model (all-MiniLM-L6-v2: 6 layers, H 384, 12 heads, FFN 1536, uncased vocab), the same
 training and test texts, batch size, learning rate and number of epochs for every contender:
