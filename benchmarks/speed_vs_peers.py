@@ -109,6 +109,16 @@ def batch_clock(callback_base):
     return BatchClock()
 
 
+def seconds_per_step(core, ids, targets, repeats):
+    """Mean seconds of `core.train_on_batch(ids, targets)` over `repeats` calls, after two warm-up calls."""
+    for _ in range(2):
+        core.train_on_batch(ids, targets)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        core.train_on_batch(ids, targets)
+    return (time.perf_counter() - start) / repeats
+
+
 def training_row(name, seconds, clock, num_examples, batch_size, epochs, accuracy, **extra):
     """One row of the training table; steady examples/s leaves out the first batch (graph tracing, warm-up)."""
     steady_examples = num_examples * epochs - min(batch_size, num_examples)
@@ -230,12 +240,7 @@ def step_flop_utilisation(trainer, texts, labels, args, peaks, dtype_name, jit_c
     batches = text_dataset(trainer.model.preprocessor, split_segments(texts, 1), trainer.task.encode_labels(labels),
                            batch_size=args.batch_size)
     ids, targets = next(iter(batches))
-    for _ in range(2):
-        core.train_on_batch(ids, targets)
-    start = time.perf_counter()
-    for _ in range(args.step_repeats):
-        core.train_on_batch(ids, targets)
-    seconds = (time.perf_counter() - start) / args.step_repeats
+    seconds = seconds_per_step(core, ids, targets, args.step_repeats)
     batch_size, length = ids["input_word_ids"].shape
     achieved = bert_training_flops(batch_size, length) / seconds
     peak = peaks["bfloat16" if "bfloat16" in dtype_name else "float32"]
@@ -280,12 +285,7 @@ def thread_step_rate(steps):
            "input_mask": np.ones((32, PEER_SEQ_LENGTH), "int32"),
            "input_type_ids": np.zeros((32, PEER_SEQ_LENGTH), "int32")}
     targets = rng.integers(0, 2, 32)
-    for _ in range(2):
-        model.core.train_on_batch(ids, targets)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.core.train_on_batch(ids, targets)
-    print(json.dumps({"train_ex_per_s": 32 * steps / (time.perf_counter() - start)}))
+    print(json.dumps({"train_ex_per_s": 32 / seconds_per_step(model.core, ids, targets, steps)}))
 
 
 def thread_settings(args):

@@ -5,8 +5,8 @@
 
 Reads ../shared/data/sst2 (set TUNEKIT_SHARED_DATA to move it). SST-2 sentences average 13 word-pieces, so
 the batches padded to their own longest sentence are far shorter than seq_length, and shorter still when
-batches group sentences of similar length (the Trainer's default); the script prints the mean padded length
-of both batchings next to seq_length.
+batches group sentences of similar length (this script's default; `Trainer`'s is random batches,
+`group_by_length=False`); the script prints the mean padded length of both batchings next to seq_length.
 """
 
 import argparse
