@@ -23,7 +23,7 @@ import numpy as np
 from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
-from tunekit.training.metrics import entity_metrics
+from tunekit.metrics import entity_metrics
 from tunekit.training.token_data import token_dataset
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]

@@ -48,7 +48,7 @@ def main():
         "train_examples_per_s": round(len(train_texts) * args.epochs / training.seconds, 2),
         "test_s": round(testing.seconds, 1),
         "test_examples_per_s": round(len(test_texts) / testing.seconds, 2),
-        **{name: round(value, 4) for name, value in metrics.items()},
+        **{name: round(value, 4) for name, value in metrics.items() if isinstance(value, float)},
     }])
 
 

@@ -58,7 +58,7 @@ def main():
         "train_s": round(training.seconds, 1),
         "train_examples_per_s": round(len(train_texts) * args.epochs / training.seconds, 2),
         "dev_s": round(testing.seconds, 1),
-        **{name: round(value, 4) for name, value in metrics.items()},
+        **{name: round(value, 4) for name, value in metrics.items() if isinstance(value, float)},
     }])
 
 

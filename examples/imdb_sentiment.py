@@ -49,7 +49,7 @@ def main():
     metrics = trainer.evaluate(test_texts, test_labels)
     # ----------------------
 
-    print("held-out test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+    print("held-out test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, float)))
     trainer.save(f"{args.output_dir}/model")
     trainer.export(f"{args.output_dir}/serving")
     print(f"saved {args.output_dir}/model (tunekit.load_model) and {args.output_dir}/serving (SavedModel, raw strings)")

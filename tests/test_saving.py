@@ -95,3 +95,85 @@ def test_load_model_errors(tmp_path):
         tk.load_model(tmp_path)
     with pytest.raises(TypeError, match="TextModel"):
         tk.save_model(object(), tmp_path / "x")
+
+
+def test_save_and_export_refuse_user_files_and_the_current_directory(trained, tmp_path, monkeypatch):
+    trainer, _ = trained
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('my script')")
+    (project / "notes.txt").write_text("my notes")
+    monkeypatch.chdir(project)
+    (project / "data").mkdir()
+    (project / "data" / "reviews.csv").write_text("text,label\n")
+    for call in (trainer.save, trainer.export):
+        for target in (".", ".."):
+            with pytest.raises(ValueError, match="current directory or one of its parents"):
+                call(target)
+        with pytest.raises(ValueError, match=r"tunekit did not write \(reviews.csv\)"):
+            call("data")
+        with pytest.raises(ValueError, match="it is a file"):
+            call("notes.txt")
+    assert sorted(os.listdir(project)) == ["data", "notes.txt", "train.py"]
+    assert os.listdir(project / "data") == ["reviews.csv"]
+    assert (project / "notes.txt").read_text() == "my notes"
+    trainer.save("model")
+    trainer.save("model")  # an earlier save is ours: replaced
+    trainer.export("serving")
+    trainer.export("serving")
+    assert sorted(os.listdir(project)) == ["data", "model", "notes.txt", "serving", "train.py"]
+    info = json.loads((project / "serving" / "tunekit.json").read_text())
+    assert info["kind"] == "export" and info["num_segments"] == 1 and info["task"]["labels"] == ["negative", "positive"]
+
+
+def test_damaged_saves_are_reported_by_file(trained, tmp_path):
+    trainer, _ = trained
+    path = tmp_path / "model"
+    trainer.save(path)
+    keras_file = path / "model.keras"
+    original = keras_file.read_bytes()
+    keras_file.write_bytes(original[: len(original) // 2])
+    with pytest.raises(ValueError, match="damaged: model.keras"):
+        tk.load_model(path)
+    keras_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one flipped bit: caught by the checksum
+    with pytest.raises(ValueError, match="damaged: model.keras .* \\(checksum mismatch"):
+        tk.load_model(path)
+    keras_file.write_bytes(original)
+    info_file = path / "tunekit.json"
+    info_text = info_file.read_text()
+    info_file.write_text(info_text[:-20])
+    with pytest.raises(ValueError, match="damaged: tunekit.json"):
+        tk.load_model(path)
+    info_file.write_text(info_text)
+    tk.load_model(path)
+    # A bare .keras file (no tunekit.json) that is truncated: named, not "File not found".
+    (tmp_path / "bare.keras").write_bytes(original[:1000])
+    with pytest.raises(ValueError, match="damaged: bare.keras"):
+        tk.load_model(tmp_path / "bare.keras")
+
+
+def test_load_model_refuses_a_newer_format_and_says_which_version_reads_it(trained, tmp_path):
+    trainer, _ = trained
+    trainer.save(tmp_path / "model")
+    info = json.loads((tmp_path / "model" / "tunekit.json").read_text())
+    info.update(format_version=99, tunekit_version="9.1.0")
+    (tmp_path / "model" / "tunekit.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"format version 99 by tunekit 9.1.0.*reads format versions up to 2.*tunekit>=9.1.0"):
+        tk.load_model(tmp_path / "model")
+
+
+def test_saved_model_on_hub_encoder_loads_after_the_sources_are_deleted(tmp_path, hub_models):
+    sources = tmp_path / "sources"
+    shutil.copytree(hub_models["encoder"], sources / "encoder")
+    shutil.copytree(hub_models["preprocessor"], sources / "preprocessor")
+    backbone = tk.load_backbone(str(sources / "encoder"), preprocessor=str(sources / "preprocessor"), seq_length=16)
+    model = tk.attach_head(backbone, "classification", num_classes=2, seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=8, seed=0, verbose=0)
+    trainer.fit(*sentiment_texts(16))
+    expected = trainer.predict(TEXTS)
+    trainer.save(tmp_path / "model")
+    shutil.rmtree(sources)
+    loaded = tk.load_model(tmp_path / "model")
+    assert np.abs(tk.Trainer(loaded).predict(TEXTS) - expected).max() <= 1e-6
+    loaded_again = tk.load_model(tk.save_model(loaded, tmp_path / "model2"))  # a loaded model saves again
+    assert np.abs(tk.Trainer(loaded_again).predict(TEXTS) - expected).max() <= 1e-6

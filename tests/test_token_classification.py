@@ -224,7 +224,8 @@ def test_export_serves_sentences_like_predict_labels(trained, ner_hub, tmp_path)
     trainer, _ = trained
     sentences, _ = make_sentences(6, seed=4)
     texts = [" ".join(s) for s in sentences] + [" ".join(w for s in sentences for w in s), "\x07 Eve", ""]
-    expected = trainer.predict_labels(texts[:-1]) + [[]]
+    expected = trainer.predict_labels(texts)
+    assert expected[-1] == []
     trainer.export(tmp_path / "serving")
     moved = tmp_path / "hub-gone"
     shutil.move(str(ner_hub), str(moved))  # the export must not need the hub folders
@@ -243,10 +244,21 @@ def test_export_serves_sentences_like_predict_labels(trained, ner_hub, tmp_path)
                                atol=1e-5)
 
 
+def test_an_empty_sentence_has_no_tags(untrained):
+    # As in the export: a sentence without words ("", only spaces, []) gets zero tags, the others theirs.
+    trainer = tk.Trainer(untrained)
+    probabilities = trainer.predict(["", "Ada met Bob", "  "])
+    assert [p.shape for p in probabilities] == [(0, 5), (3, 5), (0, 5)]
+    assert [p.shape for p in trainer.predict([[], ["Ada"]])] == [(0, 5), (1, 5)]
+    np.testing.assert_allclose(probabilities[1], trainer.predict(["Ada met Bob"])[0], rtol=0, atol=1e-6)
+    assert trainer.predict_labels([""]) == [[]]
+    assert [len(tags) for tags in trainer.predict_labels(["  ", "Ada met Bob"])] == [0, 3]
+
+
 @pytest.mark.parametrize("call, args, error, match", [
     ("fit", ([[]], [[]]), ValueError, "Sentence 0 has no words"),
     ("fit", ([["Ada", "met"], []], [["B-PER", "O"], []]), ValueError, "Sentence 1 has no words"),
-    ("predict", (["Ada met Bob", "  "],), ValueError, "Sentence 1 has no words"),
+    ("evaluate", ([["Ada", "met"], []], [["B-PER", "O"], []]), ValueError, "Sentence 1 has no words"),
     ("fit", ([["Ada", "met"]], [["B-PER"]]), ValueError, "Sentence 0 has 2 words but 1 tags"),
     ("fit", ([["Ada"]], [["B-PER"], ["O"]]), ValueError, "1 sentences but 2 tag lists"),
     ("fit", ([["Ada"]], [["B-CITY"]]), ValueError, r"Unknown tags \['B-CITY'\]; the model's tags are \['O', 'B-PER'"),

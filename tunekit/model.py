@@ -6,8 +6,10 @@ A `TextModel` is two parts that share weights with nothing else:
   per-token tasks (token classification) the head reads every token's vector instead of a sentence vector.
 
 `TextModel` itself chains them, so `model(["a text"])`, `model.predict`, `model.fit` on strings and
-`.keras` save/load work like any Keras model. `tunekit.Trainer` trains `core` on ids tokenized once in
-the `tf.data` pipeline, which is faster and keeps string ops out of the training step.
+`.keras` save/load work like any Keras model; calls and `predict` also take Python lists of strings.
+`model.predict` on texts runs one compiled function reused across calls (`tunekit.inference`), so a few texts
+cost what the model takes. `tunekit.Trainer` trains `core` on ids tokenized once in the `tf.data` pipeline,
+which is faster and keeps string ops out of the training step.
 
 Example:
 
@@ -16,12 +18,18 @@ Example:
 >>> model = tk.attach_head(backbone, "classification", labels=["neg", "pos"])       # doctest: +SKIP
 >>> model(["What a film!"]).shape                                                   # doctest: +SKIP
 TensorShape([1, 2])
+>>> model.predict(["What a film!", "Dull."]).shape                                  # doctest: +SKIP
+(2, 2)
 """
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tunekit.heads import TASKS, SentencePooling, Task, task_from_config
+from tunekit.inference import predict_texts
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
+from tunekit.training.data import split_segments
 
 TEXT_INPUT_NAMES = ("text", "text_pair")
 
@@ -43,8 +51,10 @@ def build_core(encoder, task, *, pooling, dropout, seed=None):
 class TextModel(keras.Model):
     """Raw strings (or pairs of strings) -> task output. Build it with `tunekit.attach_head`.
 
-    For token classification, calling the model on strings gives probabilities per word-piece `[B, seq_length,
-    C]`; `Trainer.predict` / `predict_labels` and the export give them per word.
+    Call it (or its `predict`) on a Python list of strings, a numpy array or a string tensor `[B]`; a pair model
+    on `[texts_a, texts_b]` (or `{"text": ..., "text_pair": ...}`). For token classification, calling the model
+    on strings (and its `predict`) gives probabilities per word-piece `[B, seq_length, C]`; `Trainer.predict` /
+    `predict_labels` and the export give them per word.
 
     Args:
         preprocessor: a `tunekit.preprocessing.Preprocessor` layer.
@@ -65,6 +75,38 @@ class TextModel(keras.Model):
         self.core = core
         self.task = task
         self.num_segments = num_segments
+
+    def __call__(self, inputs, *args, **kwargs):
+        segments = self._text_segments(inputs)
+        if segments is not None:
+            tensors = [tf.constant(segment, tf.string) for segment in segments]
+            inputs = tensors if self.num_segments == 2 else tensors[0]
+        return super().__call__(inputs, *args, **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Keras' `predict`; on texts in memory (a list of strings, or `[texts_a, texts_b]` for pairs) a per-text
+        task runs `tunekit.inference`'s compiled function instead (same outputs, no per-call pipeline): the
+        model's output as numpy, `[N, ...]`."""
+        segments = self._text_segments(x)
+        if segments is not None and not self.task.per_token and steps is None and not callbacks:
+            return predict_texts(self, segments, batch_size=batch_size or 32)
+        if segments is not None:
+            tensors = [tf.constant(segment, tf.string) for segment in segments]
+            x = tensors if self.num_segments == 2 else tensors[0]
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    def _text_segments(self, inputs):
+        """Texts in memory -> validated segments (1 or 2 lists of str, see `split_segments`); None for anything
+        else (tensors, Keras tensors, datasets), which Keras handles."""
+        if isinstance(inputs, (str, bytes)):
+            raise TypeError("TextModel takes a batch of texts, got a single string: wrap it in a list.")
+        if self.num_segments == 2:
+            if isinstance(inputs, dict) and set(inputs) == set(TEXT_INPUT_NAMES):
+                inputs = [inputs[name] for name in TEXT_INPUT_NAMES]
+            if not (isinstance(inputs, (list, tuple)) and len(inputs) == 2 and all(map(_in_memory, inputs))):
+                return None
+            return split_segments(tuple(inputs), 2)
+        return split_segments(inputs, 1) if _in_memory(inputs) else None
 
     @property
     def encoder(self):
@@ -92,6 +134,13 @@ class TextModel(keras.Model):
         return cls(**config)
 
 
+def _in_memory(values):
+    """True for a list, tuple, numpy array or pandas Series (texts held in Python), not for (lists of) tensors."""
+    if isinstance(values, (list, tuple)):
+        return not any(tf.is_tensor(value) or isinstance(value, keras.KerasTensor) for value in values)
+    return isinstance(values, np.ndarray) or hasattr(values, "to_numpy")
+
+
 def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5,
                 pooling=None, dropout=0.1, text_pairs=False, seed=None):
     """Puts a task head on a backbone and returns a `TextModel` from raw strings to predictions.
@@ -114,9 +163,9 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
 
     Example:
 
-    >>> model = attach_head(backbone, "classification", num_classes=3)        # doctest: +SKIP
-    >>> model = attach_head(backbone, "multilabel", labels=["a", "b", "c"])    # doctest: +SKIP
-    >>> model = attach_head(backbone, "token_classification", labels=["O", "B-PER", "I-PER"])  # doctest: +SKIP
+    >>> model = attach_head(backbone, "classification", num_classes=3)
+    >>> model = attach_head(backbone, "multilabel", labels=["a", "b", "c"])
+    >>> model = attach_head(backbone, "token_classification", labels=["O", "B-PER", "I-PER"])
     """
     from tunekit.backbones.backbone import Backbone
 
@@ -126,6 +175,10 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
         raise ValueError(f"Unknown task {task!r}; choose one of {sorted(TASKS)}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    if text_pairs and backbone.seq_length < 5:
+        raise ValueError(
+            f"Text pairs need seq_length >= 5 ([CLS] a [SEP] b [SEP] with a token of each text), got {backbone.seq_length}."
+        )
     if task == "classification":
         head = TASKS[task](num_classes=num_classes, labels=labels)
     elif task == "multilabel":

@@ -1,15 +1,17 @@
 """Saving, loading and exporting `TextModel`s.
 
 - `save_model(model, path)`: a directory with `model.keras` (architecture, weights, label names,
-  `seq_length`). `load_model(path)` restores it; no extra imports needed. A TF Hub encoder or
-  preprocessor is stored by handle and reloaded from it (the TF Hub cache or the local directory), with
-  the fine-tuned weights from the file.
+  `seq_length`) and `tunekit.json` (format version, task, a sha256 of every file). `load_model(path)`
+  restores it; no extra imports needed. The SavedModels of a TF Hub encoder or preprocessor are copied
+  into `hub/`, so the folder loads on a machine without the original TF Hub cache or directory.
 - `export_model(model, path)`: a self-contained TF SavedModel for serving (TF Serving, `tf.saved_model.load`),
   whose `serving_default` signature takes a batch of raw strings (two batches for text pairs) and holds
   the vocabulary and weights itself. A per-token task serves its own function (token classification: raw
   sentences in, one tag per word out).
 
-All writes are atomic: the target appears complete, or stays as it was.
+All writes are atomic (the target appears complete, or stays as it was) and never replace a folder or
+file that tunekit did not write (see `tunekit.files.write_atomically`). `load_model` checks every file
+against its recorded checksum, so a damaged save is reported by name instead of loaded.
 
 Example:
 
@@ -19,19 +21,25 @@ Example:
 >>> serve(text=tf.constant(["A masterpiece."]))["label"]                          # doctest: +SKIP
 """
 
+import contextlib
 import json
 import os
+import shutil
+import zipfile
 
 import keras
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
-from tunekit.files import write_atomically
+from tunekit.backbones.resolve import local_copies
+from tunekit.files import MARKER_FILE, DamagedArtifactError, file_checksums, verify_checksums, write_atomically
 from tunekit.model import TEXT_INPUT_NAMES, TextModel
 
 MODEL_FILE = "model.keras"
-INFO_FILE = "tunekit.json"
-FORMAT_VERSION = 1
+INFO_FILE = MARKER_FILE
+HUB_FOLDER = "hub"
+# 1: model.keras + tunekit.json. 2: + checksums of every file, TF Hub SavedModels copied into hub/.
+FORMAT_VERSION = 2
 
 
 def _check_model(model):
@@ -39,34 +47,115 @@ def _check_model(model):
         raise TypeError(f"Expected a tunekit TextModel (from tunekit.attach_head), got {type(model).__name__}.")
 
 
+def _hub_sources(model):
+    """`{handle: SavedModel directory}` of the model's layers that are loaded from TF Hub SavedModels."""
+    return {layer.handle: layer.source_path for layer in (model.preprocessor, model.encoder)
+            if getattr(layer, "source_path", None)}
+
+
+def _write_info(directory, info):
+    info = {"format_version": FORMAT_VERSION, "tunekit_version": _tunekit_version(), **info,
+            "files": file_checksums(directory)}
+    with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as file:
+        json.dump(info, file, indent=2)
+
+
+def _tunekit_version():
+    from tunekit import __version__
+
+    return __version__
+
+
 def save_model(model, path):
-    """Saves a `TextModel` to the directory `path` (replacing it atomically if it exists)."""
+    """Saves a `TextModel` to the folder `path`; reload it with `load_model(path)`.
+
+    The folder must not exist yet, or hold an earlier tunekit save (replaced atomically); anything else is
+    refused with a `ValueError` (see `tunekit.files.write_atomically`).
+    """
     _check_model(model)
+    sources = _hub_sources(model)
 
     def write(directory):
         os.makedirs(directory)
+        hub_models = {}
+        for i, (handle, source) in enumerate(sources.items()):
+            relative = f"{HUB_FOLDER}/{i}"
+            shutil.copytree(source, os.path.join(directory, HUB_FOLDER, str(i)))
+            hub_models[handle] = relative
         model.save(os.path.join(directory, MODEL_FILE))
-        with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as file:
-            json.dump({"format_version": FORMAT_VERSION, "task": model.task.get_config(),
-                       "seq_length": model.seq_length, "keras_version": keras.__version__}, file, indent=2)
+        _write_info(directory, {"kind": "model", "task": model.task.get_config(), "seq_length": model.seq_length,
+                                "keras_version": keras.__version__, "hub_models": hub_models})
 
-    return write_atomically(path, write)
+    return write_atomically(path, write, kind="model")
+
+
+def read_info(path, *, what="saved model"):
+    """The `tunekit.json` of a saved folder, checked: readable, a format this tunekit reads, files intact."""
+    info_file = os.path.join(path, INFO_FILE)
+    try:
+        with open(info_file, encoding="utf-8") as file:
+            info = json.load(file)
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise DamagedArtifactError(f"This {what} is damaged: {INFO_FILE} in {path!r} cannot be read ({error}).") from None
+    version = info.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was written in tunekit's format version {version} by tunekit {info.get('tunekit_version', '?')}; "
+            f"this tunekit ({_tunekit_version()}) reads format versions up to {FORMAT_VERSION}. Upgrade to read it: "
+            f"pip install -U \"tunekit>={info.get('tunekit_version', _tunekit_version())}\"."
+        )
+    verify_checksums(path, info.get("files", {}), what=what)
+    return info
+
+
+def _check_keras_file(file):
+    try:
+        with zipfile.ZipFile(file) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise DamagedArtifactError(
+            f"This saved model is damaged: {os.path.basename(file)} ({file!r}) is not a complete Keras archive "
+            f"({error}); it was probably truncated. Save the model again."
+        ) from None
+    if bad is not None:
+        raise DamagedArtifactError(f"This saved model is damaged: {os.path.basename(file)} has a corrupt member {bad!r}.")
 
 
 def load_model(path):
-    """Loads a model saved by `save_model` / `Trainer.save` (a directory) or a `.keras` file of a TextModel."""
+    """Loads a model saved by `save_model` / `Trainer.save` (a folder) or a `.keras` file of a TextModel.
+
+    Raises:
+        ValueError: `path` is not a tunekit save, was written by a newer tunekit, or is damaged (the message
+            names the file).
+    """
     # Importing the modules registers their Keras classes for deserialization.
     import tunekit.backbones.bert  # noqa: F401
     import tunekit.backbones.hub_encoder  # noqa: F401
+    import tunekit.peft.lora  # noqa: F401 - LoRA encoders
     import tunekit.preprocessing.hub_preprocessor  # noqa: F401
     import tunekit.preprocessing.wordpiece  # noqa: F401
     import tunekit.training.optimization  # noqa: F401
 
-    path = os.fspath(path)
-    file = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
-    if not os.path.isfile(file):
-        raise ValueError(f"{path!r} is not a saved tunekit model: expected a directory holding {MODEL_FILE}.")
-    return keras.saving.load_model(file)
+    path = os.path.abspath(os.fspath(path))
+    copies = {}
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, INFO_FILE)) and not os.path.exists(os.path.join(path, MODEL_FILE)):
+            raise ValueError(f"{path!r} is not a saved tunekit model: expected a folder holding {MODEL_FILE}.")
+        info = read_info(path)
+        copies = {handle: os.path.join(path, *relative.split("/"))
+                  for handle, relative in info.get("hub_models", {}).items()}
+        file = os.path.join(path, MODEL_FILE)
+        if not os.path.isfile(file):
+            raise DamagedArtifactError(f"This saved model is damaged: {MODEL_FILE} is missing from {path!r}.")
+    else:
+        file = path
+        if not os.path.isfile(file):
+            raise ValueError(f"{path!r} is not a saved tunekit model: expected a folder holding {MODEL_FILE}.")
+    _check_keras_file(file)
+    with local_copies(copies) if copies else contextlib.nullcontext():
+        return keras.saving.load_model(file)
 
 
 def export_model(model, path):
@@ -75,7 +164,9 @@ def export_model(model, path):
     Inputs: `text` (string `[batch]`), plus `text_pair` for pair models. Outputs: the task's
     (classification: `probabilities`, `class_id` and `label` when labels are named; token classification:
     `tags` `[batch, max_words]`, `num_words` and `probabilities`, see
-    `tunekit.heads.TokenClassificationTask.serving_function`).
+    `tunekit.heads.TokenClassificationTask.serving_function`). The folder also holds `tunekit.json` (task with
+    its label names, `num_segments`, `seq_length`, checksums). Like `save_model`, it replaces only an earlier
+    tunekit folder.
     """
     _check_model(model)
     archive = keras.export.ExportArchive()
@@ -85,7 +176,13 @@ def export_model(model, path):
     else:
         serve, signature = _text_serving_function(model)
     archive.add_endpoint("serve", serve, input_signature=signature)
-    return write_atomically(path, lambda directory: archive.write_out(directory, verbose=False))
+
+    def write(directory):
+        archive.write_out(directory, verbose=False)
+        _write_info(directory, {"kind": "export", "task": model.task.get_config(),
+                                "num_segments": model.num_segments, "seq_length": model.seq_length})
+
+    return write_atomically(path, write, kind="export")
 
 
 def _text_serving_function(model):

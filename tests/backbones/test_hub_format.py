@@ -90,9 +90,9 @@ def test_serving_signature(exported, make_inputs):
 
 def test_replaces_existing_folder_atomically_and_without_extras(tmp_path, tiny_config, make_inputs):
     export_dir = tmp_path / "encoder"
-    export_dir.mkdir()
-    (export_dir / "stale.txt").write_text("from an earlier export")
     encoder = BertEncoder(**tiny_config)
+    save_hub_encoder(BertEncoder(**tiny_config), export_dir)  # an earlier export, which holds tunekit.json
+    (export_dir / "stale.txt").write_text("from an earlier export")
 
     assert save_hub_encoder(encoder, export_dir) == str(export_dir)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["encoder"]  # no temporary siblings left
@@ -102,6 +102,15 @@ def test_replaces_existing_folder_atomically_and_without_extras(tmp_path, tiny_c
     inputs = make_inputs(4)
     assert np.abs(loaded(as_tensors(inputs), training=False)["pooled_output"].numpy()
                   - np.asarray(encoder(inputs)["pooled_output"])).max() <= 1e-5
+
+
+def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path, tiny_config):
+    export_dir = tmp_path / "encoder"
+    export_dir.mkdir()
+    (export_dir / "notes.txt").write_text("the user's file")
+    with pytest.raises(ValueError, match=r"tunekit did not write \(notes.txt\)"):
+        save_hub_encoder(BertEncoder(**tiny_config), export_dir)
+    assert [path.name for path in export_dir.iterdir()] == ["notes.txt"]
 
 
 def test_missing_vocab_file_fails_before_touching_export_dir(tmp_path, tiny_config):

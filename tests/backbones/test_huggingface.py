@@ -234,3 +234,11 @@ def test_rejects_wrong_shape_and_missing_weight(tmp_path):
     del weights["encoder.layer.0.attention.self.key.bias"]
     with pytest.raises(ValueError, match="lacks 1 BERT weights.*encoder.layer.0.attention.self.key.bias"):
         load_huggingface_checkpoint(write_checkpoint(tmp_path / "incomplete", weights))
+
+
+def test_damaged_safetensors_file_is_named(tmp_path):
+    folder = write_checkpoint(tmp_path / "tiny")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"model.safetensors is damaged or not a safetensors file.*Download the checkpoint again"):
+        load_huggingface_checkpoint(folder)

@@ -104,10 +104,24 @@ def test_encoder_without_bert_outputs_is_rejected(tmp_path):
         tk.load_backbone(str(tmp_path / "not_bert"), preprocessor=str(tmp_path / "not_bert"))
 
 
-@pytest.mark.parametrize("seq_length, error", [(0, ValueError), (513, ValueError), (12.5, TypeError), ("128", TypeError)])
+@pytest.mark.parametrize("seq_length, error", [(0, ValueError), (1, ValueError), (2, ValueError), (513, ValueError),
+                                                (12.5, TypeError), ("128", TypeError)])
 def test_seq_length_out_of_range(hub_models, seq_length, error):
     with pytest.raises(error, match="seq_length"):
         tk.load_backbone(hub_models["encoder"], seq_length=seq_length)
+
+
+def test_seq_length_beyond_the_encoders_position_table_is_refused_at_load(hub_models):
+    # The tiny test encoder's position table holds 128 tokens (tests/conftest.py).
+    with pytest.raises(ValueError, match=r"seq_length=200 is longer .* position embeddings hold 128 tokens"):
+        tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=200)
+    assert tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=128).seq_length == 128
+
+
+def test_text_pairs_need_room_for_both_texts(hub_models):
+    backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=4)
+    with pytest.raises(ValueError, match="Text pairs need seq_length >= 5"):
+        tk.attach_head(backbone, "classification", num_classes=2, text_pairs=True)
 
 
 def test_list_backbones_covers_the_published_families():

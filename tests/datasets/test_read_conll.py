@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tunekit import datasets
-from tunekit.training.metrics import extract_entities
+from tunekit.metrics import extract_entities
 
 CONLL_DIR = Path("/work/shared/data/conll2003")
 

@@ -68,3 +68,13 @@ def test_split_segments_accepts_pair_forms():
     assert split_segments([("a", "b"), ("c", "d")], 2) == expected
     assert split_segments((["a", "c"], ["b", "d"]), 2) == expected
     assert split_segments(np.array([["a", "b"], ["c", "d"]], dtype=object), 2) == expected
+
+
+def test_lone_surrogate_names_the_row_and_the_fix():
+    from tunekit.texts import validate_texts
+
+    with pytest.raises(ValueError, match=r"texts\[1\] holds a character that cannot be written as UTF-8.*surrogate.*"
+                                         r"encode\('utf-8', 'replace'\)"):
+        validate_texts(["fine", "scraped \ud83d text"])
+    with pytest.raises(ValueError, match=r"texts_b\[0\] holds a character"):
+        split_segments((["a"], ["\udc80"]), 2)

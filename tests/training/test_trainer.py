@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,7 +28,11 @@ def test_tiny_encoder_learns_separable_task_and_encoder_variables_change(backbon
     assert changed >= len(before) - 4
     test_texts, test_labels = sentiment_texts(200, seed=3)
     metrics = trainer.evaluate(test_texts, test_labels)
-    assert set(metrics) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert set(metrics) == {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix", "per_class"}
+    matrix = np.array(metrics["confusion_matrix"]["matrix"])
+    assert metrics["confusion_matrix"]["labels"] == ["negative", "positive"] and matrix.sum() == 200
+    assert np.trace(matrix) / 200 == pytest.approx(metrics["accuracy"])
+    assert metrics["per_class"]["positive"]["f1"] == pytest.approx(metrics["f1"])
     assert metrics["accuracy"] >= 0.9
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert trainer.predict_labels(["The film was superb and lovely.", "The plot was dull and awful."]) == [
@@ -142,7 +148,11 @@ def test_bad_trainer_settings():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
-                                           ({"learning_rate": 0}, "learning_rate"), ({"schedule": "step"}, "schedule")])
+                                           ({"learning_rate": 0}, "learning_rate"), ({"schedule": "step"}, "schedule"),
+                                           ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps"),
+                                           ({"backup_every": 0}, "backup_every"),
+                                           ({"class_weight": {"neutral": 2.0}}, r"not a label.*\[0, 1\]"),
+                                           ({"class_weight": "by frequency"}, "balanced")])
 def test_bad_trainer_arguments(backbone, kwargs, match):
     model = tk.attach_head(backbone, "classification", num_classes=2)
     with pytest.raises(ValueError, match=match):
@@ -171,3 +181,69 @@ def test_mixed_precision_native_encoder_trains_with_float32_head(policy):
     probabilities = trainer.predict(texts[:8])
     assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
     assert trainer.evaluate(*sentiment_texts(64, seed=5))["accuracy"] >= 0.9
+
+
+def tiny_model(dropout=0.0, seed=0):
+    import keras
+
+    from sample_texts import VOCAB
+    from tunekit.backbones.bert import BertEncoder
+    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
+
+    keras.utils.set_random_seed(seed)
+    encoder = BertEncoder(vocabulary_size=len(VOCAB), hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
+                          max_sequence_length=32, dropout=dropout, attention_dropout=dropout)
+    backbone = tk.Backbone(encoder=encoder, preprocessor=WordPiecePreprocessor(VOCAB, seq_length=16), name="tiny",
+                           pooling="mean")
+    return tk.attach_head(backbone, "classification", labels=["negative", "positive"], dropout=dropout, seed=seed)
+
+
+def test_gradient_accumulation_of_4_batches_of_8_equals_one_batch_of_32():
+    texts, labels = sentiment_texts(64)
+    weights = []
+    for batch_size, steps in ((32, 1), (8, 4)):
+        model = tiny_model()
+        # A constant learning rate: Keras evaluates schedules per batch, so a decaying one differs slightly.
+        trainer = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=batch_size, seed=0, verbose=0,
+                             schedule="constant", warmup_ratio=0.0, gradient_accumulation_steps=steps)
+        trainer.fit(texts, labels)
+        assert int(model.core.optimizer.iterations) == 2
+        weights.append([v.numpy() for v in model.core.weights])
+    initial = [v.numpy() for v in tiny_model().core.weights]
+    assert max(np.abs(a - b).max() for a, b in zip(*weights)) <= 2e-6
+    assert max(np.abs(a - b).max() for a, b in zip(weights[0], initial)) > 1e-3  # and they did train
+
+
+def test_class_weights_shift_the_predictions_toward_the_heavy_class():
+    texts, labels = sentiment_texts(64)
+    test_texts, _ = sentiment_texts(64, seed=5)
+    predicted = {}
+    for class_weight in (None, {"negative": 0.0, "positive": 1.0}):
+        trainer = tk.Trainer(tiny_model(), learning_rate=3e-3, epochs=3, batch_size=8, seed=0, verbose=0,
+                             class_weight=class_weight)
+        trainer.fit(texts, labels)
+        predicted[class_weight is None] = trainer.predict(test_texts)[:, 1].mean()
+    assert predicted[False] > predicted[True] + 0.2  # positive class probability rises when only positives count
+    balanced = tk.Trainer(tiny_model(), epochs=1, batch_size=16, verbose=0, class_weight="balanced")
+    balanced.fit(texts[:40], ["positive"] * 30 + ["negative"] * 10)
+    np.testing.assert_allclose(balanced._loop.class_weights.numpy(), [2.0, 40 / 60], rtol=1e-6)
+
+
+def test_log_dir_writes_tensorboard_and_csv_and_the_history_plots(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("matplotlib")
+    from tunekit.training.callbacks import plot_history
+
+    texts, labels = sentiment_texts(64)
+    trainer = tk.Trainer(tiny_model(), learning_rate=1e-3, epochs=2, batch_size=16, seed=0, verbose=0,
+                         log_dir=tmp_path / "logs", log_every=2)
+    trainer.fit(texts, labels, validation_data=sentiment_texts(32, seed=2))
+    epochs = (tmp_path / "logs" / "epochs.csv").read_text().splitlines()
+    assert epochs[0].split(",")[:2] == ["epoch", "accuracy"] and len(epochs) == 3 and "val_loss" in epochs[0]
+    steps = (tmp_path / "logs" / "steps.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in steps] == ["step", "2", "4", "6", "8"]
+    events = [name for _, _, files in os.walk(tmp_path / "logs" / "tensorboard") for name in files]
+    assert sum(name.startswith("events.out.tfevents") for name in events) >= 3  # train, validation, steps
+    assert trainer.history["val_loss"] and len(trainer.history["loss"]) == 2
+    path = plot_history(trainer.history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path == tmp_path / "curves.png"

@@ -57,7 +57,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
             - a local TF Hub-format encoder SavedModel directory, or a directory holding `encoder/` and
               `preprocessor/` SavedModels (what `tunekit.backbones.hub_format.save_backbone` writes);
             - a Hugging Face BERT checkpoint folder (`config.json`, `vocab.txt`, `model.safetensors`).
-        seq_length: tokens per text after packing, special tokens included (1..512).
+        seq_length: tokens per text after packing, special tokens included (3..512).
         truncation: for single texts longer than `seq_length`: `"head_tail"` (default) keeps the first quarter
             and the last three quarters of the budget, `"head"` keeps the start, as BERT's own preprocessing
             does. On IMDB at `seq_length=128`, head+tail gave 0.854 accuracy against 0.834 for head at the
@@ -124,12 +124,33 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
             "float32. Load a Hugging Face checkpoint (or minilm-l6) for mixed precision, or leave dtype unset."
         )
     encoder = HubEncoder(encoder_handle, trainable=trainable, name="encoder")
-    return Backbone(
+    return _checked(Backbone(
         encoder=encoder,
         preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, encoder, handle, options),
         name=handle,
         pooling=pooling,
-    )
+    ))
+
+
+def position_table_size(encoder):
+    """How many positions the encoder's position embeddings hold (None when it cannot be told)."""
+    size = getattr(encoder, "max_sequence_length", None)
+    if size is not None:
+        return int(size)
+    tables = [variable.shape[0] for variable in encoder.weights
+              if "position" in variable.path.lower() and len(variable.shape) == 2]
+    return int(tables[0]) if len(tables) == 1 else None
+
+
+def _checked(backbone):
+    """Refuses a preprocessor whose `seq_length` the encoder's position table cannot hold."""
+    positions = position_table_size(backbone.encoder)
+    if positions is not None and backbone.seq_length > positions:
+        raise ValueError(
+            f"seq_length={backbone.seq_length} is longer than the encoder {backbone.name!r} supports: its position "
+            f"embeddings hold {positions} tokens. Pass seq_length={positions} or less."
+        )
+    return backbone
 
 
 def _matching_preprocessor(override, default_handle, encoder, handle, options):
@@ -178,4 +199,4 @@ def _load_huggingface(path, handle, options, trainable, preprocessor, dtype):
         )
     # Sentence-embedding checkpoints (all-MiniLM and kin) ship an untrained pooler; a masked mean of the token
     # vectors is what they were trained to produce, and it fine-tunes as well as the pooler on plain BERTs.
-    return Backbone(encoder=encoder, preprocessor=preprocessor, name=handle, pooling="mean")
+    return _checked(Backbone(encoder=encoder, preprocessor=preprocessor, name=handle, pooling="mean"))

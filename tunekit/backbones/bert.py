@@ -27,6 +27,9 @@ from keras import ops
 # dtype policy (it would overflow float16, which is why the scores are cast up first).
 _MASKED_SCORE = -1e9
 
+# The dense projections of a block, by sublayer name: what LoRA adapters can target (see `tunekit.peft`).
+PROJECTIONS = ("query", "key", "value", "attention_output", "intermediate", "output_dense")
+
 
 def _weight_initializer():
     return keras.initializers.TruncatedNormal(stddev=0.02)
@@ -83,14 +86,23 @@ class BertTransformerBlock(keras.layers.Layer):
         x = ops.reshape(x, (ops.shape(x)[0], -1, self.num_heads, self.head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, hidden, input_mask, training=None):
-        """`hidden` [B, T, H]; `input_mask` int [B, T], 1 for tokens and 0 for padding."""
+    def _project(self, layer, hidden, lora, training):
+        """`layer(hidden)`, plus the low-rank update `lora(layer.name, hidden, training)` when adapters are given."""
+        projected = layer(hidden)
+        if lora is None:
+            return projected
+        update = lora(layer.name, hidden, training)
+        return projected if update is None else projected + update
+
+    def call(self, hidden, input_mask, training=None, lora=None):
+        """`hidden` [B, T, H]; `input_mask` int [B, T], 1 for tokens and 0 for padding; `lora`: None, or a function
+        `(projection name, its input, training) -> update to add to its output, or None` (see `tunekit.peft`)."""
         # Built here rather than passed in: Keras would cast a float argument to the (maybe 16-bit) compute dtype.
         is_padding = 1.0 - ops.cast(input_mask, "float32")
         attention_score_addend = is_padding[:, None, None, :] * _MASKED_SCORE
-        query = self._split_heads(self.query(hidden))
-        key = self._split_heads(self.key(hidden))
-        value = self._split_heads(self.value(hidden))
+        query = self._split_heads(self._project(self.query, hidden, lora, training))
+        key = self._split_heads(self._project(self.key, hidden, lora, training))
+        value = self._split_heads(self._project(self.value, hidden, lora, training))
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         scores = ops.cast(scores, "float32") / math.sqrt(self.head_size) + attention_score_addend
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
@@ -98,11 +110,14 @@ class BertTransformerBlock(keras.layers.Layer):
         context = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
         context = ops.reshape(context, (ops.shape(hidden)[0], -1, self.hidden_size))
 
-        attended = self.attention_output_dropout(self.attention_output(context), training=training)
+        attended = self.attention_output_dropout(self._project(self.attention_output, context, lora, training),
+                                                 training=training)
         hidden = self.attention_layer_norm(hidden + attended)
 
-        intermediate = keras.activations.gelu(self.intermediate(hidden), approximate=False)
-        transformed = self.output_dropout(self.output_dense(intermediate), training=training)
+        intermediate = keras.activations.gelu(self._project(self.intermediate, hidden, lora, training),
+                                              approximate=False)
+        transformed = self.output_dropout(self._project(self.output_dense, intermediate, lora, training),
+                                          training=training)
         return self.output_layer_norm(hidden + transformed)
 
 
@@ -121,11 +136,13 @@ class BertEncoder(keras.layers.Layer):
         dropout: dropout rate on embeddings and block outputs (applied only when called with `training=True`).
         attention_dropout: dropout rate on attention probabilities.
         layer_norm_epsilon: epsilon of every LayerNorm.
+        num_frozen_layers: None (everything trains), or N in 0..num_layers: the embeddings and the bottom N blocks
+            are frozen and no gradient flows below block N (see `freeze_bottom`).
 
     Call with a dict of int `[B, T]` tensors `input_word_ids`, `input_mask` (1 for tokens, 0 for padding) and
-    `input_type_ids`. Returns a dict: `pooled_output` `[B, H]` (tanh dense layer on the first token),
-    `sequence_output` `[B, T, H]`, and `encoder_outputs`, the list of the `num_layers` block outputs `[B, T, H]`
-    (the last one is `sequence_output`). Outputs have the layer's compute dtype.
+    `input_type_ids` (and optionally `lora`, see `call`). Returns a dict: `pooled_output` `[B, H]` (tanh dense
+    layer on the first token), `sequence_output` `[B, T, H]`, and `encoder_outputs`, the list of the `num_layers`
+    block outputs `[B, T, H]` (the last one is `sequence_output`). Outputs have the layer's compute dtype.
 
     Sublayers are attributes with stable names (`word_embeddings`, `position_embeddings`, `token_type_embeddings`,
     `embeddings_layer_norm`, `transformer_blocks[i]`, `pooler`), so weights can be assigned by name after `build()`.
@@ -142,7 +159,7 @@ class BertEncoder(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
                  max_sequence_length=512, type_vocabulary_size=2, dropout=0.1, attention_dropout=0.1,
-                 layer_norm_epsilon=1e-12, **kwargs):
+                 layer_norm_epsilon=1e-12, num_frozen_layers=None, **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads}).")
@@ -176,6 +193,32 @@ class BertEncoder(keras.layers.Layer):
         ]
         self.pooler = keras.layers.Dense(hidden_size, activation="tanh", kernel_initializer=_weight_initializer(),
                                          name="pooler", **sublayer_args)
+        self.num_frozen_layers = None
+        if num_frozen_layers is not None:
+            self.freeze_bottom(num_frozen_layers)
+
+    def freeze_bottom(self, num_layers):
+        """Freezes the embeddings and the bottom `num_layers` blocks (0..num_layers); the blocks above and the pooler
+        keep their trainable state.
+
+        The call then stops gradients at the input of the lowest trainable block, so a training step runs no
+        backward pass below it: that is what makes it faster, not just the smaller optimizer update. Setting
+        `encoder.trainable` afterwards overrides the per-layer flags (Keras propagates it to every sublayer).
+
+        >>> encoder = BertEncoder(vocabulary_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+        >>> encoder.freeze_bottom(1)
+        >>> [block.trainable for block in encoder.transformer_blocks]
+        [False, True]
+        """
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 0 <= num_layers <= self.num_layers:
+            raise ValueError(
+                f"Cannot freeze {num_layers!r} layers: this encoder has {self.num_layers} transformer layers, so "
+                f"num_layers must be an int from 0 (embeddings only) to {self.num_layers} (every layer)."
+            )
+        for layer in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings,
+                      self.embeddings_layer_norm, *self.transformer_blocks[:num_layers]):
+            layer.trainable = False
+        self.num_frozen_layers = num_layers
 
     def build(self, input_shape=None):
         """Creates all weights; their shapes depend only on the configuration, so `input_shape` is ignored."""
@@ -188,7 +231,10 @@ class BertEncoder(keras.layers.Layer):
         self.pooler.build((None, self.hidden_size))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, lora=None):
+        """`lora`: None, or a function `(block index, projection name, its input, training) -> update added to the
+        projection's output, or None`; `tunekit.peft.LoraEncoder` passes its adapters this way, so several adapter
+        sets can share one encoder."""
         word_ids = inputs["input_word_ids"]
         length = word_ids.shape[1]
         if length is not None and length > self.max_sequence_length:
@@ -200,16 +246,21 @@ class BertEncoder(keras.layers.Layer):
         hidden = self.embeddings_dropout(self.embeddings_layer_norm(embeddings), training=training)
 
         encoder_outputs = []
-        for block in self.transformer_blocks:
-            hidden = block(hidden, inputs["input_mask"], training=training)
+        for index, block in enumerate(self.transformer_blocks):
+            if index == self.num_frozen_layers:
+                hidden = ops.stop_gradient(hidden)  # no backward pass through the frozen layers below
+            block_lora = None if lora is None else _block_lora(lora, index)
+            hidden = block(hidden, inputs["input_mask"], training=training, lora=block_lora)
             encoder_outputs.append(hidden)
+        if self.num_frozen_layers == self.num_layers:
+            hidden = ops.stop_gradient(hidden)
         return {
             "pooled_output": self.pooler(hidden[:, 0, :]),
             "sequence_output": hidden,
             "encoder_outputs": encoder_outputs,
         }
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs, training=None, lora=None):
         batch_size, length = inputs["input_word_ids"].shape
 
         def token_vectors():
@@ -234,5 +285,15 @@ class BertEncoder(keras.layers.Layer):
             dropout=self.dropout,
             attention_dropout=self.attention_dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
+            num_frozen_layers=self.num_frozen_layers,
         )
         return config
+
+
+def _block_lora(lora, index):
+    """`lora` of `BertEncoder.call` bound to one block."""
+
+    def block_lora(name, hidden, training):
+        return lora(index, name, hidden, training)
+
+    return block_lora

@@ -60,6 +60,8 @@ class HubEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.handle = handle
         path = resolve_handle(handle, what="encoder")
+        # The local SavedModel directory: `tunekit.save_model` copies it into the saved folder.
+        self.source_path = path
         module = hub.load(path)
         if not callable(module) or not hasattr(module, "variables") or not hasattr(module, "trainable_variables"):
             raise ValueError(

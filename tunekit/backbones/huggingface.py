@@ -119,7 +119,14 @@ def _read_bert_weights(folder):
                 "(no torch needed). Convert it, e.g. with transformers: "
                 "AutoModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True).")
         raise ValueError(f"{folder} has no model.safetensors. tunekit reads {SUPPORTED}.")
-    return {name.removeprefix(_BERT_PREFIX): array for name, array in load_file(weights_file).items()}
+    try:
+        arrays = load_file(weights_file)
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for a damaged header or data
+        raise ValueError(
+            f"{weights_file} is damaged or not a safetensors file ({type(error).__name__}: {error}); it was probably "
+            "truncated while downloading or copying. Download the checkpoint again."
+        ) from None
+    return {name.removeprefix(_BERT_PREFIX): array for name, array in arrays.items()}
 
 
 def _expected_shapes(config):

@@ -12,10 +12,14 @@ Example:
 '/models/my_bert_encoder'
 """
 
+import contextlib
 import hashlib
 import os
+import threading
 
 OFFLINE_ENV = "TUNEKIT_OFFLINE"
+
+_local_copies = threading.local()
 
 
 class HandleNotAvailableError(OSError):
@@ -48,6 +52,21 @@ def is_saved_model_dir(path):
     )
 
 
+@contextlib.contextmanager
+def local_copies(copies):
+    """Within the block, `resolve_handle(handle)` returns `copies[handle]` for the handles it names.
+
+    `tunekit.load_model` uses it to load a saved model's TF Hub encoder and preprocessor from the copies
+    saved beside it, whatever their original URL or directory was.
+    """
+    previous = getattr(_local_copies, "mapping", {})
+    _local_copies.mapping = {**previous, **copies}
+    try:
+        yield
+    finally:
+        _local_copies.mapping = previous
+
+
 def resolve_handle(handle, *, what="model"):
     """Returns a local directory holding the SavedModel that `handle` names.
 
@@ -63,6 +82,9 @@ def resolve_handle(handle, *, what="model"):
     if not isinstance(handle, (str, os.PathLike)):
         raise TypeError(f"The {what} handle must be a string or path, got {type(handle).__name__}: {handle!r}.")
     handle = os.fspath(handle)
+    copy = getattr(_local_copies, "mapping", {}).get(handle)
+    if copy is not None:
+        return copy
     if not is_url(handle):
         path = os.path.abspath(os.path.expanduser(handle))
         if not os.path.isdir(path):

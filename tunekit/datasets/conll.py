@@ -14,7 +14,7 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
     CoNLL-2003's `WORD POS CHUNK NER` lines; `column=2` gives the chunk tags). Blank lines end sentences;
     `-DOCSTART-` lines mark documents and are dropped. Gzip'd files are read transparently. Tags are returned
     as written: CoNLL-2003's `eng.*` files use IOB1, most other copies IOB2
-    (`tunekit.training.metrics.entity_metrics` scores either).
+    (`tunekit.metrics.entity_metrics` scores either).
 
     CoNLL-2003 itself is not shipped with tunekit: its Reuters text may not be redistributed.
 

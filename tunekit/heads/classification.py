@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.heads.task import Task, as_label_array, check_finite, dense_output
-from tunekit.training.metrics import classification_metrics
+from tunekit.metrics import classification_metrics
 
 
 class ClassificationTask(Task):
@@ -71,12 +71,12 @@ class ClassificationTask(Task):
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"Label {array[row]!r} at row {row} is out of range: class indices run from 0 to {self.num_classes - 1}."
+                f"Label {array[row].item()!r} at row {row} is out of range: class indices run from 0 to {self.num_classes - 1}."
             )
         return array.astype(np.int32)
 
     def evaluate(self, y_true, predictions):
-        return classification_metrics(y_true, predictions)
+        return classification_metrics(y_true, predictions, self.labels)
 
     def decode(self, predictions):
         ids = np.argmax(predictions, axis=-1)

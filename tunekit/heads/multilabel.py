@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.heads.task import Task, as_label_array, dense_output
-from tunekit.training.metrics import multilabel_metrics
+from tunekit.metrics import multilabel_metrics
 
 
 class MultilabelTask(Task):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from tunekit.heads.task import Task, as_label_array, check_finite, dense_output
-from tunekit.training.metrics import regression_metrics
+from tunekit.metrics import regression_metrics
 
 
 class RegressionTask(Task):

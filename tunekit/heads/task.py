@@ -77,4 +77,4 @@ def as_label_array(labels):
 def check_finite(array, what):
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         bad = int(np.flatnonzero(~np.isfinite(array).reshape(len(array), -1).all(axis=1))[0])
-        raise ValueError(f"{what} must be finite numbers; row {bad} is {array[bad]!r} (NaN or inf). Drop or fill it.")
+        raise ValueError(f"{what} must be finite numbers; row {bad} is {array[bad].tolist()!r} (NaN or inf). Drop or fill it.")

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.heads.task import Task, dense_output
-from tunekit.training.metrics import entity_metrics
+from tunekit.metrics import entity_metrics
 from tunekit.training.token_data import tag_probabilities, unknown_token_id
 
 

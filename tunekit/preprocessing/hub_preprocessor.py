@@ -23,13 +23,15 @@ class HubPreprocessor(Preprocessor):
 
     Args:
         handle: a tfhub.dev/Kaggle URL or a local directory of a TF Hub BERT preprocessor SavedModel.
-        seq_length: packed length, 1..512 (special tokens included).
+        seq_length: packed length, 3..512 (special tokens included).
     """
 
     def __init__(self, handle, seq_length=128, **kwargs):
         super().__init__(seq_length=seq_length, **kwargs)
         self.handle = handle
         path = resolve_handle(handle, what="preprocessor")
+        # The local SavedModel directory: `tunekit.save_model` copies it into the saved folder.
+        self.source_path = path
         module = hub.load(path)
         missing = [name for name in ("tokenize", "bert_pack_inputs") if not hasattr(module, name)]
         if missing:

@@ -17,19 +17,24 @@ Example:
 import tensorflow as tf
 import tensorflow_text as text
 
+MIN_SEQ_LENGTH = 3
 MAX_SEQ_LENGTH = 512
 MODEL_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 TRUNCATION_MODES = ("head", "head_tail")
 
 
 def validate_seq_length(seq_length):
-    """Raises a clear error unless `seq_length` is an int in 1..512 (BERT's position table size)."""
+    """Raises a clear error unless `seq_length` is an int in 3..512.
+
+    3 is the least that holds `[CLS]`, one token of text and `[SEP]` (with 1 or 2 every text packs to the same
+    ids); 512 is the size of BERT's position table (`load_backbone` also checks the encoder's own table).
+    """
     if isinstance(seq_length, bool) or not isinstance(seq_length, int):
-        raise TypeError(f"seq_length must be an int between 1 and {MAX_SEQ_LENGTH}, got {seq_length!r}.")
-    if not 1 <= seq_length <= MAX_SEQ_LENGTH:
+        raise TypeError(f"seq_length must be an int between {MIN_SEQ_LENGTH} and {MAX_SEQ_LENGTH}, got {seq_length!r}.")
+    if not MIN_SEQ_LENGTH <= seq_length <= MAX_SEQ_LENGTH:
         raise ValueError(
-            f"seq_length must be between 1 and {MAX_SEQ_LENGTH} (BERT's position embeddings hold "
-            f"{MAX_SEQ_LENGTH} tokens), got {seq_length}."
+            f"seq_length must be between {MIN_SEQ_LENGTH} ([CLS], one token of text, [SEP]) and {MAX_SEQ_LENGTH} "
+            f"(BERT's position embeddings hold {MAX_SEQ_LENGTH} tokens), got {seq_length}."
         )
     return seq_length
 

@@ -27,7 +27,7 @@ class Preprocessor(keras.layers.Layer):
     packs pairs `[CLS] a [SEP] b [SEP]`. The result is padded to `seq_length`.
 
     Args:
-        seq_length: packed length, 1..512, special tokens included.
+        seq_length: packed length, 3..512, special tokens included.
         truncation: how single texts longer than `seq_length` are cut: `"head"` keeps their start,
             `"head_tail"` their first quarter and last three quarters of the budget. Pairs are always
             trimmed round-robin from the end of the longer segment.

@@ -60,7 +60,7 @@ class WordPiecePreprocessor(Preprocessor):
     Args:
         vocabulary: the tokens in id order, or the path of a `vocab.txt`.
         lower_case: lower-case and strip accents first (uncased checkpoints); False for cased ones.
-        seq_length: packed length, 1..512 (special tokens included).
+        seq_length: packed length, 3..512 (special tokens included).
     """
 
     def __init__(self, vocabulary, lower_case=True, seq_length=128, **kwargs):

@@ -1,0 +1,24 @@
+"""Training: the `Trainer`, the `tf.data` input pipelines, AdamW with warmup (metrics: `tunekit.metrics`).
+
+Names are imported on first use.
+
+>>> from tunekit.training import learning_rate_schedule
+>>> schedule = learning_rate_schedule(1e-4, total_steps=100, warmup_ratio=0.1)
+>>> [round(float(schedule(step)), 6) for step in (0, 10, 100)]
+[0.0, 0.0001, 0.0]
+"""
+
+from tunekit._lazy import lazy_attributes as _lazy_attributes
+
+_EXPORTS = {
+    "Trainer": "tunekit.training.trainer",
+    "create_optimizer": "tunekit.training.optimization",
+    "learning_rate_schedule": "tunekit.training.optimization",
+    "text_dataset": "tunekit.training.data",
+    "tf_dataset": "tunekit.training.data",
+    "token_dataset": "tunekit.training.token_data",
+}
+
+__getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS)
+
+__all__ = ["Trainer", "create_optimizer", "learning_rate_schedule", "text_dataset", "tf_dataset", "token_dataset"]

@@ -18,43 +18,11 @@ TensorShape([2, 8])
 import numpy as np
 import tensorflow as tf
 
+from tunekit.texts import as_list, validate_texts
+
 TOKENIZE_CHUNK = 256
 PAD_TO_MULTIPLE = 8
 GROUP_WINDOW = 32
-
-
-def _as_list(values, what):
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, got a single {type(values).__name__}: wrap it in a list.")
-    if hasattr(values, "to_numpy"):
-        values = values.to_numpy()
-    if isinstance(values, np.ndarray):
-        if values.ndim != 1:
-            raise ValueError(f"{what} must be 1-D, got an array of shape {values.shape}.")
-        return values.tolist()
-    try:
-        return list(values)
-    except TypeError:
-        raise TypeError(f"{what} must be a sequence of strings, got {type(values).__name__}.") from None
-
-
-def validate_texts(values, what="texts"):
-    """Returns the texts as a list of `str`; a clear error for None, numbers, or bytes that are not UTF-8."""
-    texts = _as_list(values, what)
-    checked = []
-    for i, value in enumerate(texts):
-        if isinstance(value, bytes):
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{what}[{i}] is bytes that are not valid UTF-8 ({error}); decode it to str first.") from None
-        elif not isinstance(value, str):
-            raise TypeError(
-                f"{what}[{i}] is {type(value).__name__} ({value!r}), not a string. Every text must be a str "
-                "(empty strings are fine); drop or fill missing values (e.g. pandas .fillna('')) first."
-            )
-        checked.append(value)
-    return checked
 
 
 def split_segments(x, num_segments):
@@ -73,12 +41,12 @@ def split_segments(x, num_segments):
     elif num_segments == 2 and isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], str):
         segments = list(x)
     elif num_segments == 2:
-        rows = _as_list(x, "text pairs")
+        rows = as_list(x, "text pairs")
         if not all(isinstance(row, (tuple, list)) and len(row) == 2 for row in rows):
             raise ValueError("This model takes text pairs: pass (texts_a, texts_b), a list of (a, b) tuples, or two columns.")
         segments = [[row[0] for row in rows], [row[1] for row in rows]]
     else:
-        segments = [_as_list(x, "texts")]
+        segments = [as_list(x, "texts")]
         if segments[0] and isinstance(segments[0][0], (tuple, list)):
             raise ValueError("Got text pairs, but the model takes single texts: use attach_head(..., text_pairs=True).")
     names = ["texts"] if num_segments == 1 else ["texts_a", "texts_b"]
@@ -132,17 +100,82 @@ def text_dataset(preprocessor, segments, labels=None, *, batch_size, shuffle=Fal
     Returns batches of token-id dicts only when `labels` is None. With `shuffle` and `by_length`, batches
     group texts of similar length (see `group_by_length`).
     """
+    dataset, count = _text_examples(preprocessor, segments, labels)
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    batches = _batch_and_pad(dataset, batch_size, labels is not None, by_length=shuffle and by_length, seed=seed)
+    return batches.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+
+
+def _text_examples(preprocessor, segments, labels):
+    """Token ids (and labels) of every text, tokenized in parallel on first use and cached; and their count."""
     count = len(segments[0])
     texts = tf.data.Dataset.from_tensor_slices(tuple(tf.constant(segment, tf.string) for segment in segments))
     ids = texts.batch(TOKENIZE_CHUNK).map(
         lambda *batch: preprocessor.encode(list(batch)), num_parallel_calls=tf.data.AUTOTUNE
     ).unbatch()
     dataset = ids if labels is None else tf.data.Dataset.zip((ids, tf.data.Dataset.from_tensor_slices(labels)))
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count)).cache()
-    if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    batches = _batch_and_pad(dataset, batch_size, labels is not None, by_length=shuffle and by_length, seed=seed)
-    return batches.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count)).cache(), count
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle seed of one epoch: a function of the run's `seed` and the `epoch` only, so that a run resumed
+    from a backup sees exactly the order the interrupted run saw."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] >> 1)
+
+
+def text_epochs(preprocessor, segments, labels, *, batch_size, seed, by_length=False):
+    """Training batches for a whole run: returns `batches(epoch)`, one epoch of `text_dataset(shuffle=True)`
+    batches in an order fixed by `seed` and `epoch` (see `epoch_seed`). Texts are tokenized once for all epochs.
+
+    Example:
+
+    >>> batches = text_epochs(preprocessor, [texts], labels, batch_size=32, seed=0)   # doctest: +SKIP
+    >>> first_epoch = list(batches(0))                                                 # doctest: +SKIP
+    """
+    examples, count = _text_examples(preprocessor, segments, labels)
+
+    def batches(epoch):
+        order = epoch_seed(seed, epoch)
+        shuffled = examples.shuffle(count, seed=order, reshuffle_each_iteration=False)
+        batched = _batch_and_pad(shuffled, batch_size, True, by_length=by_length, seed=order)
+        return batched.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+
+    return batches
+
+
+def _has_labels(spec, num_segments):
+    if num_segments == 1:
+        return isinstance(spec, tuple)
+    return isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], tuple)
+
+
+def _count_element(total, _):
+    return total + 1
+
+
+def dataset_size_and_labels(dataset, num_segments):
+    """(number of elements, their labels as numpy or None) of a user's unbatched dataset, read once.
+
+    The labels come back so that the caller can check them as strictly as in-memory labels (fractional or
+    out-of-range classes, NaN targets) before training starts. Label names arrive as `str`.
+
+    Raises:
+        ValueError: the dataset repeats forever, so an epoch would never end.
+    """
+    if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The tf.data.Dataset repeats forever (infinite cardinality), so an epoch never ends. Remove the "
+            ".repeat() (the Trainer runs the epochs), or take a finite part: dataset.take(number_of_examples)."
+        )
+    if not _has_labels(dataset.element_spec, num_segments):
+        count = int(dataset.cardinality())
+        return (count if count >= 0 else int(dataset.reduce(0, _count_element))), None
+    batches = [labels.numpy() for labels in dataset.map(lambda _, label: label).batch(4096)]
+    labels = np.concatenate(batches) if batches else np.zeros([0])
+    if labels.dtype.kind in "OS":
+        labels = np.vectorize(lambda value: value.decode("utf-8", "replace"), otypes=[object])(labels)
+    return len(labels), labels
 
 
 def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None,
@@ -151,10 +184,7 @@ def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False
     `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
     """
     spec = dataset.element_spec
-    if num_segments == 1:
-        has_labels = isinstance(spec, tuple)
-    else:
-        has_labels = isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], tuple)
+    has_labels = _has_labels(spec, num_segments)
     text_spec = spec[0] if has_labels else spec
     text_specs = text_spec if isinstance(text_spec, tuple) else (text_spec,)
     if len(text_specs) != num_segments or not all(

@@ -8,6 +8,8 @@ Example:
 >>> optimizer = create_optimizer(model.core.trainable_variables, learning_rate=3e-5, total_steps=1000)  # doctest: +SKIP
 """
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -68,7 +70,7 @@ def learning_rate_schedule(learning_rate, total_steps, *, warmup_ratio=0.1, sche
 
 
 def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01, warmup_ratio=0.1,
-                     schedule="linear", clipnorm=1.0):
+                     schedule="linear", clipnorm=1.0, gradient_accumulation_steps=1):
     """Keras AdamW for BERT fine-tuning; no weight decay on biases and LayerNorm parameters.
 
     Args:
@@ -80,7 +82,11 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
         warmup_ratio: fraction of `total_steps` of linear warmup.
         schedule: "linear" (to 0), "cosine" (to 0) or "constant" after warmup.
         clipnorm: global gradient-norm clipping (None to disable).
+        gradient_accumulation_steps: batches whose gradients are averaged before each update (Keras' own
+            accumulation). Keras evaluates the schedule at the batch count, so `total_steps` counts batches.
     """
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"learning_rate must be a number such as 3e-5, got {type(learning_rate).__name__} {learning_rate!r}.")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}.")
     optimizer = keras.optimizers.AdamW(
@@ -90,6 +96,7 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
         beta_2=0.999,
         epsilon=1e-6,
         global_clipnorm=clipnorm,
+        gradient_accumulation_steps=gradient_accumulation_steps if gradient_accumulation_steps > 1 else None,
     )
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) <= 1])
     return optimizer

@@ -27,7 +27,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from tunekit.training.data import trim_to_longest, validate_texts
+from tunekit.texts import validate_texts
+from tunekit.training.data import trim_to_longest
 
 SENTENCES_PER_CALL = 256
 # An unassigned code point, 120 bytes long: BERT tokenizers replace a word over 100 bytes by [UNK], and
@@ -35,12 +36,12 @@ SENTENCES_PER_CALL = 256
 UNKNOWN_PROBE = "\u0378" * 60
 
 
-def sentence_words(x):
+def sentence_words(x, *, allow_empty=False):
     """Sentences as lists of words (the CoNLL format), or plain strings split on whitespace -> lists of `str`.
 
     Plain strings (all rows) are split with `tf.strings.split` (on ASCII whitespace), as the exported model
-    splits them. Raises a `ValueError` naming the row of a sentence without words, a `TypeError` for a word
-    that is not a string.
+    splits them. Raises a `ValueError` naming the row of a sentence without words (unless `allow_empty`: for
+    prediction, an empty sentence simply has no tags), a `TypeError` for a word that is not a string.
     """
     if isinstance(x, tf.data.Dataset):
         raise TypeError(
@@ -58,7 +59,7 @@ def sentence_words(x):
     words = []
     for i, row in enumerate(rows):
         sentence = validate_texts(row, f"sentences[{i}]")
-        if not sentence:
+        if not sentence and not allow_empty:
             raise ValueError(f"Sentence {i} has no words: every sentence needs at least one word to tag; drop it.")
         words.append(sentence)
     return words

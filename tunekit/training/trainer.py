@@ -19,19 +19,25 @@ Token classification takes words and tags per sentence (see `tunekit.training.to
 [['B-PER', 'O', 'B-PER']]
 """
 
+import functools
 import math
-import os
-import warnings
+import random
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tunekit.distributed import is_chief, read_tf_config
+from tunekit.inference import predict_texts, predict_words
 from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
-from tunekit.training.data import split_segments, text_dataset, tf_dataset
+from tunekit.training.backup import BackupStore, check_backup_dir
+from tunekit.training.checkpoint import EpochCheckpoint
+from tunekit.training.data import (dataset_size_and_labels, epoch_seed, split_segments, text_dataset, text_epochs,
+                                   tf_dataset)
+from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
 from tunekit.training.optimization import create_optimizer
-from tunekit.training.token_data import check_tags, sentence_words, token_dataset, word_probabilities
+from tunekit.training.token_data import check_tags, sentence_words, token_dataset
 
 
 def _positive_int(value, name):
@@ -40,19 +46,51 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _count_element(total, _):
-    return total + 1
-
-
-def _inputs_only(inputs, labels):
-    return inputs
-
-
 def reseed_dropout(model, seed):
-    """Resets the random state of every seeded Keras layer (dropout) in `model` from `seed`."""
-    generators = [layer.seed_generator for layer in model._flatten_layers() if hasattr(layer, "seed_generator")]
-    for i, generator in enumerate(generators):
-        generator.state.assign(np.array([seed, i], dtype=generator.state.dtype))
+    """Resets the random state of every Keras random layer (dropout) in `model` from `seed`: their
+    `seed_generator_state` variables, which `model.variables` lists (and backups therefore hold)."""
+    states = [variable for variable in model.variables if variable.name == "seed_generator_state"]
+    for i, state in enumerate(states):
+        state.assign(np.array([seed, i], dtype=state.dtype))
+
+
+def class_names(task):
+    """The label names of a task whose labels are class ids (one class per text or per word), else None."""
+    return getattr(task, "labels", None) if isinstance(task.loss(), keras.losses.SparseCategoricalCrossentropy) else None
+
+
+def class_weight_vector(class_weight, task, num_classes, labels):
+    """`class_weight` ("balanced", or a dict by label name or class id) -> float32 weights per class id.
+
+    "balanced" weighs class c by `n / (num_classes * n_c)` over the training labels (scikit-learn's formula).
+    """
+    if not isinstance(task.loss(), keras.losses.SparseCategoricalCrossentropy):
+        raise ValueError("class_weight applies to classification and token classification (one class per text or "
+                         f"word); this model's task is {task.get_config()['name']!r}.")
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f'class_weight must be "balanced" or a dict by label name, got {class_weight!r}.')
+        ids = np.concatenate([np.ravel(row) for row in labels]) if isinstance(labels, list) else np.ravel(labels)
+        counts = np.bincount(ids.astype(np.int64), minlength=num_classes)
+        return np.where(counts > 0, len(ids) / (num_classes * np.maximum(counts, 1)), 1.0).astype(np.float32)
+    if not isinstance(class_weight, dict):
+        raise TypeError(f'class_weight must be "balanced" or a dict by label name, got {type(class_weight).__name__}.')
+    names = class_names(task) or []
+    index = {name: i for i, name in enumerate(names)}
+    weights = np.ones(num_classes, np.float32)
+    for key, value in class_weight.items():
+        if isinstance(key, str) and key in index:
+            position = index[key]
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < num_classes:
+            position = int(key)
+        else:
+            known = names or list(range(num_classes))
+            raise ValueError(f"class_weight has the key {key!r}, which is not a label of this model; its labels "
+                             f"are {known}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0:
+            raise ValueError(f"class_weight[{key!r}] must be a number >= 0, got {value!r}.")
+        weights[position] = value
+    return weights
 
 
 class Trainer:
@@ -80,12 +118,27 @@ class Trainer:
             one length are batches of one label, which can slow learning.
         jit_compile: compile the training step with XLA (the string preprocessing is never compiled).
         verbose: Keras progress output: "auto", 0, 1 or 2.
+        backup_dir: keep crash-safe backups of the run here (model, optimizer, epoch and step, data order,
+            dropout random state; see `tunekit.training.backup`): rerunning the same script after a crash
+            resumes where the last backup was made. Backups are removed when `fit` completes.
+        backup_every: optimizer steps between backups (besides one at every epoch end).
+        log_dir: write TensorBoard event files and `epochs.csv` / `steps.csv` here (see
+            `tunekit.training.callbacks`; needs `pip install "tunekit[logs]"`).
+        log_every: optimizer steps between rows of `steps.csv`.
+        class_weight: "balanced", or a dict from label name (or class id) to weight; the loss of an example
+            (a word, for token classification) is multiplied by its class's weight.
+        gradient_accumulation_steps: average the gradients of this many batches before each optimizer step:
+            an effective batch of `batch_size * gradient_accumulation_steps` in the memory of one batch.
+
+    Under several workers (`python -m tunekit.distributed`), `batch_size` is the global batch: each of the N
+    workers takes `batch_size / N` examples of it per step.
     """
 
     def __init__(self, model, *, learning_rate=3e-5, epochs=3, batch_size=32, weight_decay=0.01,
                  warmup_ratio=0.1, schedule="linear", clipnorm=1.0, early_stopping_patience=None,
                  checkpoint_dir=None, callbacks=None, seed=None, group_by_length=False, jit_compile=False,
-                 verbose="auto"):
+                 verbose="auto", backup_dir=None, backup_every=100, log_dir=None, log_every=10, class_weight=None,
+                 gradient_accumulation_steps=1):
         if not isinstance(model, TextModel):
             raise TypeError(f"Trainer needs a TextModel from tunekit.attach_head, got {type(model).__name__}.")
         self.model = model
@@ -103,13 +156,28 @@ class Trainer:
         self.group_by_length = group_by_length
         self.jit_compile = jit_compile
         self.verbose = verbose
+        self.backup_dir = None if backup_dir is None else check_backup_dir(backup_dir)
+        self.backup_every = _positive_int(backup_every, "backup_every")
+        self.log_dir = log_dir
+        self.log_every = _positive_int(log_every, "log_every")
+        self.class_weight = class_weight
+        self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
+        if class_weight is not None:  # bad keys fail now, not after the data pipeline is built
+            class_weight_vector(class_weight, self.task, self._num_outputs(), np.zeros([0], np.int64))
         # Fail on bad optimizer settings now rather than after the data pipeline is built.
         create_optimizer([], learning_rate=learning_rate, total_steps=1, weight_decay=weight_decay,
                          warmup_ratio=warmup_ratio, schedule=schedule, clipnorm=clipnorm)
+        self.history = {}
+        self._loop = None
+        self._epochs_done = 0
+        self._run_seed = None
 
     @property
     def task(self):
         return self.model.task
+
+    def _num_outputs(self):
+        return int(self.model.core.outputs[0].shape[-1])
 
     def _batch_size(self, batch_size):
         return self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
@@ -128,9 +196,9 @@ class Trainer:
             dataset = tf_dataset(self.model.preprocessor, x, self.model.num_segments, batch_size=batch_size,
                                  shuffle=shuffle, seed=self.seed, encode_label=self._label_encoder(),
                                  by_length=self.group_by_length)
-            count = int(x.cardinality())
-            if count < 0:
-                count = int(x.reduce(0, _count_element))
+            count, labels = dataset_size_and_labels(x, self.model.num_segments)
+            if labels is not None:
+                self.task.encode_labels(labels)  # the checks (and messages) of in-memory labels
             return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))), count
         segments = split_segments(x, self.model.num_segments)
         labels = None
@@ -156,12 +224,11 @@ class Trainer:
         return words, tags
 
     def _word_probabilities(self, words, batch_size):
-        dataset, _ = token_dataset(self.model.preprocessor, words, batch_size=self._batch_size(batch_size))
-        return word_probabilities(self.model.core, dataset, words)
+        return predict_words(self.model, words, batch_size=self._batch_size(batch_size))
 
     def _label_encoder(self):
-        names = getattr(self.task, "labels", None)
-        if self.task.name != "classification" or names is None:
+        names = class_names(self.task)
+        if names is None:
             return None
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(names), tf.range(len(names), dtype=tf.int32)), -1
@@ -176,21 +243,136 @@ class Trainer:
 
         return encode
 
-    def _callbacks(self, has_validation):
+    def _callbacks(self, has_validation, chief):
+        """User callbacks and early stopping run in every worker; files are written by the chief only."""
         callbacks = list(self.callbacks)
         if self.early_stopping_patience is not None:
             if not has_validation:
                 raise ValueError("early_stopping_patience needs validation_data to watch.")
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.early_stopping_patience, restore_best_weights=True))
-        if self.checkpoint_dir is not None:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
-            callbacks.append(keras.callbacks.ModelCheckpoint(
-                os.path.join(self.checkpoint_dir, "epoch-{epoch:02d}.weights.h5"), save_weights_only=True))
+        if self.checkpoint_dir is not None and chief:
+            callbacks.append(EpochCheckpoint(self.checkpoint_dir))
+        if self.log_dir is not None and chief:
+            from tunekit.training.callbacks import log_callbacks
+
+            callbacks.extend(log_callbacks(self.log_dir, every=self.log_every))
         return callbacks
 
-    def fit(self, x, y=None, *, validation_data=None, epochs=None):
-        """Trains on texts and labels; returns the Keras `History`.
+    def _strategy(self):
+        """The current `tf.distribute` strategy, checked against TF_CONFIG, the model and the batch size."""
+        strategy = tf.distribute.get_strategy()
+        cluster = read_tf_config()
+        if cluster is not None and len(cluster["workers"]) > 1 and strategy.num_replicas_in_sync == 1:
+            raise ValueError(
+                f"TF_CONFIG names {len(cluster['workers'])} workers, but this process trains alone. Start the script "
+                "with `python -m tunekit.distributed script.py` (it creates the MultiWorkerMirroredStrategy before "
+                "the model is built), or build the model and the Trainer inside strategy.scope().")
+        replicas = strategy.num_replicas_in_sync
+        if replicas > 1:
+            variable = self.model.core.trainable_variables[0]
+            if not strategy.extended.variable_created_in_scope(getattr(variable, "value", variable)):
+                raise ValueError(
+                    "The model was built outside the distribution strategy's scope, so its variables are not "
+                    "mirrored: build it inside strategy.scope() (python -m tunekit.distributed does this for you).")
+            if self.batch_size % replicas:
+                raise ValueError(
+                    f"batch_size={self.batch_size} is the global batch and must divide evenly between the {replicas} "
+                    f"replicas (workers x devices): use a multiple of {replicas}, e.g. "
+                    f"{self.batch_size // replicas * replicas or replicas}.")
+        return strategy
+
+    def _training_batches(self, x, y, seed):
+        """Validates the training data (before any work) -> (batches(epoch), the encoded labels).
+
+        `batches(epoch)` gives that epoch's shuffled batches, in an order fixed by `seed` and the epoch.
+        """
+        preprocessor, batch_size = self.model.preprocessor, self.batch_size
+        if self.task.per_token:
+            words, tags = self._words_and_tags(x, y)
+
+            @functools.lru_cache(maxsize=1)  # fit asks for the first epoch twice (its size, then its batches)
+            def token_batches(epoch):
+                return token_dataset(preprocessor, words, tags, batch_size=batch_size, shuffle=True,
+                                     seed=epoch_seed(seed, epoch))[0]
+
+            return token_batches, tags
+        if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
+            count, labels = dataset_size_and_labels(x, self.model.num_segments)
+            if labels is None:
+                raise ValueError("Labels are missing: the dataset must yield (text, label) elements to train on.")
+            encoded = self.task.encode_labels(labels)  # the checks (and messages) of in-memory labels
+            encode_label, steps = self._label_encoder(), math.ceil(count / batch_size)
+
+            def batches(epoch):
+                dataset = tf_dataset(preprocessor, x, self.model.num_segments, batch_size=batch_size, shuffle=True,
+                                     seed=epoch_seed(seed, epoch), encode_label=encode_label,
+                                     by_length=self.group_by_length)
+                return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+            return batches, encoded
+        segments = split_segments(x, self.model.num_segments)
+        if y is None:
+            raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
+        labels = self.task.encode_labels(y)
+        if len(labels) != len(segments[0]):
+            raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
+        return text_epochs(preprocessor, segments, labels, batch_size=batch_size, seed=seed,
+                           by_length=self.group_by_length), labels
+
+    def _validation(self, validation_data):
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, tf.data.Dataset):
+            return self._dataset(validation_data)[0]
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            return self._dataset(*validation_data)[0]
+        raise ValueError("validation_data must be (texts, labels) or a tf.data.Dataset of (text, label).")
+
+    def _start(self, steps_per_epoch, epochs, labels):
+        """The state that lives across `fit` calls: optimizer (moments, iterations, schedule), training loop."""
+        core = self.model.core
+        optimizer = create_optimizer(
+            core.trainable_variables, learning_rate=self.learning_rate, total_steps=steps_per_epoch * max(self.epochs, epochs),
+            weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
+            clipnorm=clipnorm_per_replica(self.clipnorm), gradient_accumulation_steps=self.gradient_accumulation_steps)
+        if any(keras.backend.standardize_dtype(layer.compute_dtype) == "float16" for layer in core.layers):
+            # float16 gradients underflow without loss scaling (bfloat16 has float32's range and needs none).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(core.trainable_variables)
+        # Compiled too, so that core.evaluate / core.fit work for users; training runs through TrainingLoop.
+        core.compile(optimizer=optimizer, loss=self.task.loss(), weighted_metrics=self.task.fit_metrics())
+        weights = None
+        if self.class_weight is not None:
+            weights = class_weight_vector(self.class_weight, self.task, self._num_outputs(), labels)
+        self._loop = TrainingLoop(core, self.task.loss(), self.task.fit_metrics, optimizer, class_weights=weights,
+                                  jit_compile=self.jit_compile)
+
+    def reset(self):
+        """Starts afresh at the next `fit`: a new optimizer and schedule, epoch count and history at zero (the
+        model's weights stay as they are)."""
+        self._loop = None
+        self._epochs_done = 0
+        self._run_seed = None
+        self.history = {}
+
+    def _backup_store(self, steps_per_epoch, epochs):
+        variables = self._loop.variables
+        run = {"model": self.model.core.name, "task": self.task.get_config(), "num_segments": self.model.num_segments,
+               "variables": [list(v.shape) for v in variables], "steps_per_epoch": steps_per_epoch,
+               "batch_size": self.batch_size, "epochs": self._epochs_done + epochs,
+               "gradient_accumulation_steps": self.gradient_accumulation_steps}
+        return BackupStore(self.backup_dir, run)
+
+    def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False):
+        """Trains on texts and labels for `epochs` more epochs; returns the Keras `History` of this call.
+
+        The optimizer (its moments, iteration count and learning-rate schedule, planned for the trainer's
+        `epochs`), the epoch count and the dropout random state live across calls: `fit(epochs=1)` twice equals
+        `fit(epochs=2)` once. `reset=True` (or `trainer.reset()`) starts afresh. With `backup_dir`, a call that
+        finds a backup of the same run resumes from it.
 
         Args:
             x: texts (see `tunekit.training.data` for the accepted forms) or a `tf.data.Dataset` of
@@ -201,48 +383,96 @@ class Trainer:
                 classification). None when `x` is a dataset.
             validation_data: `(texts, labels)` or a dataset, evaluated after each epoch.
             epochs: overrides the trainer's `epochs` for this call.
+            reset: start afresh (new optimizer and schedule, epoch count 0) instead of continuing.
         """
         epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs")
+        strategy = self._strategy()
+        chief = is_chief(strategy)
+        if reset:
+            self.reset()
+        if self._run_seed is None:
+            # Without a seed, one is drawn for the run (and kept in backups), so the data order is still a function
+            # of seed and epoch; several workers must agree on it, so they use 0.
+            self._run_seed = self.seed if self.seed is not None else (
+                0 if strategy.num_replicas_in_sync > 1 else random.randrange(2**31))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
-        train, count = self._dataset(x, y, shuffle=True)
-        validation = None
-        if validation_data is not None:
-            if isinstance(validation_data, tf.data.Dataset):
-                validation, _ = self._dataset(validation_data)
-            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                validation, _ = self._dataset(*validation_data)
-            else:
-                raise ValueError("validation_data must be (texts, labels) or a tf.data.Dataset of (text, label).")
-        callbacks = self._callbacks(validation is not None)
-        if self.seed is not None:
-            reseed_dropout(self.model, self.seed)
-        core = self.model.core
-        total_steps = math.ceil(count / self.batch_size) * epochs
-        optimizer = create_optimizer(
-            core.trainable_variables, learning_rate=self.learning_rate, total_steps=total_steps,
-            weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
-            clipnorm=self.clipnorm)
-        if any(layer.dtype_policy.name == "mixed_float16" for layer in core._flatten_layers()):
-            # float16 gradients underflow without loss scaling (bfloat16 has float32's range and needs none).
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        # Weighted: a per-token task's sample weights leave out the positions that are not a word's first piece.
-        core.compile(optimizer=optimizer, loss=self.task.loss(), weighted_metrics=self.task.fit_metrics(),
-                     jit_compile=self.jit_compile)
-        with warnings.catch_warnings():
-            # With mean or [CLS] pooling the encoder's pooler is unused, and Keras warns about its missing gradients.
-            warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooler")
-            return core.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
-                            verbose=self.verbose, shuffle=False)  # the pipeline shuffles (seeded) before batching
+        batches, labels = self._training_batches(x, y, self._run_seed)
+        validation = self._validation(validation_data)
+        callbacks = self._callbacks(validation is not None, chief)
+        first_epoch, target = self._epochs_done, self._epochs_done + epochs
+        steps = int(batches(first_epoch).cardinality())
+        with strategy.scope():
+            if self._loop is None:
+                if self.seed is not None:
+                    reseed_dropout(self.model.core, self.seed)
+                self._start(steps, epochs, labels)
+            loop, core = self._loop, self.model.core
+            backup = self._backup_store(steps, epochs) if self.backup_dir is not None else None
+            state = backup.restore(loop.variables) if backup is not None else None
+        step, loss_sum, loss_steps = 0, 0.0, 0
+        if state is not None:
+            self._epochs_done, step, self._run_seed = state["epoch"], state["step"], state["seed"]
+            self.history, loss_sum, loss_steps = state["history"], state["loss_sum"], state["loss_steps"]
+            batches, _ = self._training_batches(x, y, self._run_seed)
+
+        def save_backup():
+            if backup is not None and chief:
+                backup.save(loop.variables, {
+                    "epoch": self._epochs_done, "step": step, "global_step": self._epochs_done * steps + step,
+                    "seed": self._run_seed, "history": self.history, "loss_sum": loss_sum, "loss_steps": loss_steps})
+
+        verbose = 1 if self.verbose == "auto" else self.verbose
+        callback_list = keras.callbacks.CallbackList(callbacks, add_progbar=bool(verbose) and chief, model=core,
+                                                     verbose=verbose, epochs=target, steps=steps)
+        core.stop_training = False
+        logs = {}
+        callback_list.on_train_begin()
+        while self._epochs_done < target and not core.stop_training:
+            epoch = self._epochs_done
+            callback_list.on_epoch_begin(epoch)
+            if step == 0:
+                loop.reset_metrics()
+                loss_sum, loss_steps = 0.0, 0
+            for batch in batches(epoch).skip(step):
+                callback_list.on_train_batch_begin(step)
+                loss, metrics = loop.train_step(batch)
+                loss_sum, loss_steps, step = loss_sum + loss, loss_steps + 1, step + 1
+                logs = {"loss": loss_sum / loss_steps, **metrics}
+                callback_list.on_train_batch_end(step - 1, logs)
+                if step % self.backup_every == 0 and step < steps:
+                    save_backup()
+                if core.stop_training:
+                    break
+            if validation is not None:
+                logs = {**logs, **{f"val_{name}": value for name, value in loop.evaluate(validation).items()}}
+            for name, value in {"epoch": epoch + 1, **logs}.items():
+                self.history.setdefault(name, []).append(value)
+            callback_list.on_epoch_end(epoch, logs)
+            self._epochs_done, step = epoch + 1, 0
+            save_backup()
+        callback_list.on_train_end(logs)
+        if backup is not None and chief:
+            backup.clear()
+        history = keras.callbacks.History()
+        history.set_model(core)
+        done = [i for i, epoch in enumerate(self.history.get("epoch", [])) if epoch > first_epoch]
+        history.history = {name: [values[i] for i in done] for name, values in self.history.items() if name != "epoch"}
+        history.epoch = [self.history["epoch"][i] - 1 for i in done]
+        return history
 
     def predict(self, x, *, batch_size=None):
         """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values;
-        token classification: a list with one `[words, C]` array of tag probabilities per sentence."""
+        token classification: a list with one `[words, C]` array of tag probabilities per sentence (a sentence
+        without words gets a `[0, C]` array). A few texts cost about what the model itself takes: see
+        `tunekit.inference`."""
         if self.task.per_token:
-            words, _ = self._words_and_tags(x, labels_required=False)
-            return self._word_probabilities(words, batch_size)
-        dataset, _ = self._dataset(x, labels_required=False, batch_size=batch_size)
-        return self.model.core.predict(dataset, verbose=0)
+            return self._word_probabilities(sentence_words(x, allow_empty=True), batch_size)
+        if isinstance(x, tf.data.Dataset):
+            dataset, _ = self._dataset(x, labels_required=False, batch_size=batch_size)
+            return self.model.core.predict(dataset, verbose=0)
+        segments = split_segments(x, self.model.num_segments)
+        return predict_texts(self.model, segments, batch_size=self._batch_size(batch_size))
 
     def predict_labels(self, x, *, batch_size=None):
         """Predicted labels: names (or class ids) for classification, lists of names for multilabel,
@@ -264,14 +494,16 @@ class Trainer:
             return {"loss": loss, **self.task.evaluate(tags, probabilities)}
         dataset, _ = self._dataset(x, y, batch_size=batch_size)
         truth = np.concatenate([labels.numpy() for _, labels in dataset])
-        predictions = self.model.core.predict(dataset.map(_inputs_only), verbose=0)
+        predictions = predict_batches(self.model.core, dataset)
         loss = float(self.task.loss()(truth, predictions))
         return {"loss": loss, **self.task.evaluate(truth, predictions)}
 
     def save(self, path):
-        """Saves the model (see `tunekit.save_model`); reload with `tunekit.load_model(path)`."""
-        return save_model(self.model, path)
+        """Saves the model (see `tunekit.save_model`); reload with `tunekit.load_model(path)`. Under several
+        workers only the chief writes."""
+        return save_model(self.model, path) if is_chief() else path
 
     def export(self, path):
-        """Exports a serving SavedModel taking raw strings (see `tunekit.export_model`)."""
-        return export_model(self.model, path)
+        """Exports a serving SavedModel taking raw strings (see `tunekit.export_model`). Under several workers
+        only the chief writes."""
+        return export_model(self.model, path) if is_chief() else path

@@ -29,8 +29,8 @@ ENTITY_SCHEMES = ("auto", "IOB1", "IOB2")
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def classification_metrics(y_true, probabilities) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of single-label predictions.
+def classification_metrics(y_true, probabilities, label_names=None) -> dict:
+    """Accuracy, precision, recall and F1 of single-label predictions, the confusion matrix and per-class scores.
 
     The predicted class of each row is the argmax of `probabilities` (logits work as well).
     With two classes, precision, recall and F1 are those of the positive class 1. With more classes they are
@@ -41,14 +41,21 @@ def classification_metrics(y_true, probabilities) -> dict[str, float]:
     Args:
         y_true: integer class ids, shape [N].
         probabilities: class scores, shape [N, C] with C >= 2.
+        label_names: the names of the C classes (default: the class ids).
 
     Returns:
-        `{"accuracy", "precision", "recall", "f1"}` as Python floats.
+        `{"accuracy", "precision", "recall", "f1"}` as Python floats, `"confusion_matrix"`: `{"labels": names,
+        "matrix": rows of ints}` (row = true class, column = predicted class), and `"per_class"`: `{name:
+        {"precision", "recall", "f1", "support"}}`.
 
     Example:
-        >>> m = classification_metrics([1, 0, 1, 1], [[0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
+        >>> m = classification_metrics([1, 0, 1, 1], [[0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]], ["neg", "pos"])
         >>> m["accuracy"], m["precision"], round(m["recall"], 4)
         (0.75, 1.0, 0.6667)
+        >>> m["confusion_matrix"]
+        {'labels': ['neg', 'pos'], 'matrix': [[1, 0], [1, 2]]}
+        >>> m["per_class"]["neg"]["precision"]
+        0.5
     """
     scores = _as_finite_2d(probabilities, "probabilities")
     num_rows, num_classes = scores.shape
@@ -73,11 +80,22 @@ def classification_metrics(y_true, probabilities) -> dict[str, float]:
         averaged = slice(1, 2)
     else:
         averaged = (support > 0) | (predicted_counts > 0)
+    names = list(range(num_classes)) if label_names is None else [str(name) for name in label_names]
+    if len(names) != num_classes:
+        raise ValueError(f"Got {len(names)} label names for {num_classes} classes.")
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
     return {
         "accuracy": float(np.mean(labels == predicted)),
         "precision": float(np.mean(precision[averaged])),
         "recall": float(np.mean(recall[averaged])),
         "f1": float(np.mean(f1[averaged])),
+        "confusion_matrix": {"labels": names, "matrix": matrix.tolist()},
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(names)
+        },
     }
 
 

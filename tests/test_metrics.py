@@ -1,4 +1,4 @@
-"""Tests of tunekit.training.metrics against hand-computed answers, a port of conlleval, and (when installed)
+"""Tests of tunekit.metrics against hand-computed answers, a port of conlleval, and (when installed)
 scikit-learn, scipy and seqeval."""
 
 import gzip
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tunekit.training.metrics import (
+from tunekit.metrics import (
     classification_metrics,
     entity_metrics,
     extract_entities,
@@ -33,7 +33,7 @@ def test_binary_metrics_are_those_of_class_1():
     # true 1 1 1 0 0 ; predicted 1 0 1 1 0 -> TP=2 FP=1 FN=1 TN=1
     y_true = [1, 1, 1, 0, 0]
     probabilities = [[0.1, 0.9], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55], [0.8, 0.2]]
-    metrics = classification_metrics(y_true, probabilities)
+    metrics = scores(classification_metrics(y_true, probabilities))
     assert metrics == pytest.approx({"accuracy": 3 / 5, "precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
     assert all(type(value) is float for value in metrics.values())
 
@@ -51,7 +51,7 @@ def test_multiclass_metrics_are_macro_averages():
 
 def test_zero_denominators_count_as_zero():
     # Binary, the positive class is never predicted nor true: everything but accuracy is 0.
-    assert classification_metrics([0, 0], [[0.9, 0.1], [0.8, 0.2]]) == {
+    assert scores(classification_metrics([0, 0], [[0.9, 0.1], [0.8, 0.2]])) == {
         "accuracy": 1.0, "precision": 0.0, "recall": 0.0, "f1": 0.0
     }
     # 3 classes: class 2 is true once but never predicted (P = 0/0 -> 0, R = 0, F = 0).
@@ -89,6 +89,10 @@ def test_classification_input_errors(y_true, probabilities, message):
         classification_metrics(y_true, probabilities)
 
 
+def scores(metrics):
+    return {name: metrics[name] for name in ("accuracy", "precision", "recall", "f1")}
+
+
 @pytest.mark.parametrize("num_classes", [2, 3, 5])
 def test_classification_matches_sklearn(num_classes):
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
@@ -104,7 +108,23 @@ def test_classification_matches_sklearn(num_classes):
             "recall": sklearn_metrics.recall_score(y_true, predicted, average=average, zero_division=0),
             "f1": sklearn_metrics.f1_score(y_true, predicted, average=average, zero_division=0),
         }
-        assert classification_metrics(y_true, probabilities) == pytest.approx(expected)
+        metrics = classification_metrics(y_true, probabilities, [f"class {i}" for i in range(num_classes)])
+        assert scores(metrics) == pytest.approx(expected)
+        assert metrics["confusion_matrix"]["matrix"] == sklearn_metrics.confusion_matrix(
+            y_true, predicted, labels=range(num_classes)).tolist()
+        precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
+            y_true, predicted, labels=range(num_classes), zero_division=0)
+        for i in range(num_classes):
+            assert metrics["per_class"][f"class {i}"] == pytest.approx(
+                {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]})
+
+
+def test_confusion_matrix_has_label_names():
+    metrics = classification_metrics([0, 1, 1], one_hot([0, 0, 1], 2), ["neg", "pos"])
+    assert metrics["confusion_matrix"] == {"labels": ["neg", "pos"], "matrix": [[1, 0], [1, 1]]}
+    assert metrics["per_class"]["pos"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    with pytest.raises(ValueError, match="3 label names for 2 classes"):
+        classification_metrics([0], one_hot([0], 2), ["a", "b", "c"])
 
 
 # ----------------------------------------------------------------------------------------------------------------------

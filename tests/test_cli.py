@@ -1,0 +1,214 @@
+"""The `tunekit` command, run in subprocesses as a user runs it: train a tiny model from a CSV, predict to JSON
+Lines, evaluate, export, and the exit codes and messages of usage errors."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sample_texts import sentiment_texts
+
+LABELS = ["neg", "pos"]
+
+
+def run_tunekit(*args, cwd, stdin=None, console_script=False):
+    """Runs the command and returns the CompletedProcess (text mode)."""
+    command = ["tunekit"] if console_script else [sys.executable, "-m", "tunekit"]
+    return subprocess.run([*command, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TUNEKIT_OFFLINE": "1"})
+
+
+def write_csv(path, texts, labels):
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows(zip(texts, labels))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, hub_models):
+    """A model trained by `tunekit train` from a YAML config plus flag overrides: (folder, result, process)."""
+    root = tmp_path_factory.mktemp("cli")
+    texts, labels = sentiment_texts(48, seed=3)
+    write_csv(root / "train.csv", texts, [LABELS[label] for label in labels])
+    (root / "train.yaml").write_text(
+        f"backbone: {{handle: {hub_models['encoder']}, preprocessor: {hub_models['preprocessor']}, seq_length: 16}}\n"
+        "head: {task: classification, labels: [neg, pos], seed: 0}\n"
+        "trainer: {learning_rate: 1e-3, epochs: 3, batch_size: 8, seed: 0}\n"  # 1e-3: PyYAML reads a string
+        "data: {train: train.csv, test: train.csv, text_column: review, label_column: sentiment}\n"
+        "output: model\n",
+        encoding="utf-8",
+    )
+    process = run_tunekit("train", "--config", "train.yaml", "--set", "trainer.epochs=2", "--export", "serving",
+                          cwd=root)
+    assert process.returncode == 0, process.stderr
+    return root, json.loads(process.stdout), process
+
+
+def test_help_lists_the_subcommands(tmp_path):
+    process = run_tunekit("--help", cwd=tmp_path)
+    assert process.returncode == 0
+    for command in ("train", "evaluate", "predict", "export", "list-backbones", "serve"):
+        assert command in process.stdout
+    assert "examples:" in process.stdout and "exit codes" in process.stdout
+
+
+def test_list_backbones_prints_the_short_names(tmp_path):
+    from tunekit.backbones import list_backbones
+
+    script = shutil.which("tunekit")
+    process = run_tunekit("list-backbones", cwd=tmp_path, console_script=script is not None)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split() == list_backbones()
+    assert "minilm-l6" in process.stdout.split()
+
+
+def test_train_saves_exports_and_reports_json(trained):
+    root, result, process = trained
+    assert result["model"] == str(root / "model") and result["export"] == str(root / "serving")
+    assert set(result["test"]) >= {"loss", "accuracy", "f1"}
+    assert (root / "model" / "tunekit.json").is_file() and (root / "serving" / "saved_model.pb").is_file()
+    # Progress on stderr; the --set override won over the config file.
+    assert "tunekit: training (classification, 2 epoch(s)" in process.stderr
+    assert "tunekit: saved the model to" in process.stderr
+
+
+@pytest.fixture(scope="module")
+def serve(trained):
+    """The `serving_default` of the SavedModel that `tunekit train --export` wrote."""
+    import tensorflow as tf
+
+    root, _, _ = trained
+    return tf.saved_model.load(str(root / "serving")).signatures["serving_default"]
+
+
+def test_predict_reads_stdin_and_writes_jsonl(trained, serve):
+    import tensorflow as tf
+
+    root, _, _ = trained
+    texts = ["The film was great and superb.", "The plot was awful, boring.", "It is quite fine"]
+    process = run_tunekit("predict", "model", "--output", "predictions.jsonl", "--batch-size", "2", cwd=root,
+                          stdin="\n".join(texts) + "\n\n")
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == "" and "wrote 3 predictions to predictions.jsonl" in process.stderr
+    records = [json.loads(line) for line in (root / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [record["text"] for record in records] == texts
+    expected = serve(text=tf.constant(texts))
+    got = np.array([[record["probabilities"][name] for name in LABELS] for record in records])
+    np.testing.assert_allclose(got, expected["probabilities"].numpy(), atol=1e-5)
+    assert [record["label"] for record in records] == [label.decode() for label in expected["label"].numpy()]
+
+
+def test_export_command_writes_the_same_serving_model(trained, serve):
+    import tensorflow as tf
+
+    root, _, _ = trained
+    process = run_tunekit("export", "model", "exported", "-q", cwd=root)
+    assert process.returncode == 0, process.stderr
+    assert json.loads(process.stdout) == {"export": str(root / "exported")}
+    exported = tf.saved_model.load(str(root / "exported")).signatures["serving_default"]
+    texts = tf.constant(["The film was great and superb.", "The plot was awful, boring."])
+    np.testing.assert_allclose(exported(text=texts)["probabilities"].numpy(),
+                               serve(text=texts)["probabilities"].numpy(), atol=1e-6)
+
+
+def test_predict_with_an_exported_model_reads_csv(trained, serve, capsys):
+    import tensorflow as tf
+
+    from tunekit.cli import main
+
+    root, _, _ = trained
+    texts = ["The actor was good, very good.", "A dull, dull film"]
+    write_csv(root / "new.csv", texts, ["?", "?"])
+    code = main(["predict", str(root / "serving"), str(root / "new.csv"), "--text-column", "review", "-q"])
+    assert code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = serve(text=tf.constant(texts))
+    assert [record["text"] for record in records] == texts
+    assert [record["label"] for record in records] == [label.decode() for label in expected["label"].numpy()]
+    got = np.array([[record["probabilities"][name] for name in LABELS] for record in records])
+    np.testing.assert_allclose(got, expected["probabilities"].numpy(), atol=1e-6)
+
+
+def test_evaluate_command_prints_the_metrics(trained, capsys):
+    from tunekit.cli import main
+
+    root, result, _ = trained
+    code = main(["evaluate", str(root / "model"), str(root / "train.csv"), "--text-column", "review",
+                 "--label-column", "sentiment", "-q"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["accuracy"] == pytest.approx(result["test"]["accuracy"])
+    assert metrics["loss"] == pytest.approx(result["test"]["loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "config, args, message",
+    [
+        ("trainer: {epochs: 1}\nbogus: 1\n", [], "unknown config section(s) bogus"),
+        ("data: {train: missing.csv}\noutput: out\n", ["--backbone", "minilm-l6"],
+         "data file 'missing.csv' does not exist"),
+        ("trainer: [1, 2\n", [], "is not valid YAML"),
+        ("data: {train: train.csv}\n", ["--backbone", "minilm-l6"], "no output folder"),
+    ],
+)
+def test_bad_config_exits_2_with_a_message(tmp_path, config, args, message):
+    write_csv(tmp_path / "train.csv", ["a"], ["neg"])
+    (tmp_path / "train.yaml").write_text(config, encoding="utf-8")
+    process = run_tunekit("train", "--config", "train.yaml", *args, cwd=tmp_path)
+    assert process.returncode == 2
+    assert message in process.stderr
+    assert "Traceback" not in process.stderr and process.stdout == ""
+
+
+def test_unknown_trainer_key_and_bad_flag(tmp_path, hub_models, monkeypatch, capsys):
+    from tunekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "train.csv", ["a", "b"], ["neg", "pos"])
+    code = main(["train", "--backbone", hub_models["encoder"], "--train", "train.csv", "--text-column", "review",
+                 "--label-column", "sentiment", "--output", "out", "--set", "trainer.epoch=2"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "unknown key(s) epoch in config section 'trainer'" in error and "epochs" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()
+
+    code = main(["evaluate", "no_such_model", "train.csv"])
+    assert code == 2 and "model 'no_such_model' does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--epochs", "zero"])
+    assert exit_info.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+
+def test_data_reading_and_head_inference(tmp_path):
+    """CoNLL tags, multi-label `a|b` strings and string classes give the task and label names `train` uses."""
+    from tunekit.cli import infer_head, read_labelled, read_unlabelled
+
+    conll = tmp_path / "tags.conll"
+    conll.write_text("-DOCSTART- O\n\nAda NNP B-PER\nsings VBZ O\n\nin IN O\nParis NNP B-LOC\n", encoding="utf-8")
+    words, tags, _ = read_labelled({"path": str(conll)})
+    assert words == [["Ada", "sings"], ["in", "Paris"]]
+    assert infer_head({}, True, tags, None) == {"task": "token_classification", "labels": ["O", "B-LOC", "B-PER"]}
+
+    write_csv(tmp_path / "topics.csv", ["a", "b"], ["sports|tech", "tech"])
+    spec = {"path": str(tmp_path / "topics.csv"), "text_column": "review", "label_column": "sentiment"}
+    texts, labels, _ = read_labelled(spec, task="multilabel")
+    assert labels == [["sports", "tech"], ["tech"]]
+    assert infer_head({"task": "multilabel"}, False, labels, None)["labels"] == ["sports", "tech"]
+    _, classes, _ = read_labelled(spec)
+    assert infer_head({}, False, classes, None) == {"task": "classification", "labels": ["sports|tech", "tech"]}
+    assert infer_head({}, False, np.array([0, 2, 1]), None) == {"task": "classification", "num_classes": 3}
+    assert infer_head({}, False, np.array([0.5, 2.0], dtype="float32"), None) == {"task": "regression"}
+
+    class Args:
+        format = None
+        text_column = "text"
+        text_pair_column = None
+
+    records, sentences = read_unlabelled(str(conll), Args, per_token=True)
+    assert sentences == words and records == [{"words": ["Ada", "sings"]}, {"words": ["in", "Paris"]}]

@@ -1,0 +1,75 @@
+"""`Trainer.fit` on `tf.data` inputs checks them as strictly as lists, and checkpoints are never half-written."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sample_texts import sentiment_texts
+
+import tunekit as tk
+
+
+def _trainer(backbone, task="classification", **kwargs):
+    head = {"labels": ["negative", "positive"]} if task == "classification" else {}
+    model = tk.attach_head(backbone, task, **head)
+    return tk.Trainer(model, epochs=1, batch_size=4, verbose=0, **kwargs), [v.numpy().copy() for v in model.core.weights]
+
+
+def _unchanged(trainer, before):
+    return all(np.array_equal(b, v.numpy()) for b, v in zip(before, trainer.model.core.weights))
+
+
+def test_dataset_that_repeats_forever_is_refused_at_once(backbone):
+    texts, labels = sentiment_texts(8)
+    trainer, before = _trainer(backbone)
+    forever = tf.data.Dataset.from_tensor_slices((texts, labels)).repeat()
+    with pytest.raises(ValueError, match=r"repeats forever.*dataset.take\(number_of_examples\)"):
+        trainer.fit(forever)
+    assert _unchanged(trainer, before)
+
+
+@pytest.mark.parametrize("task, labels, match", [
+    ("classification", [0.0, 0.5, 1.7, 1.0], "whole class indices, got fractional"),
+    ("classification", [0, 1, 2, 1], r"Label 2 at row 2 is out of range"),
+    ("classification", ["positive", "meh", "negative", "positive"], r"Unknown label names \['meh'\]"),
+    ("regression", [0.5, float("nan"), 1.0, 2.0], r"row 1 is .*nan"),
+])
+def test_dataset_labels_get_the_errors_of_in_memory_labels(backbone, task, labels, match):
+    trainer, before = _trainer(backbone, task)
+    dataset = tf.data.Dataset.from_tensor_slices((["good", "bad", "fine", "awful"], labels))
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(dataset)
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(["good", "bad", "fine", "awful"], labels)  # the same message as for lists
+    assert _unchanged(trainer, before)
+
+
+def test_dataset_of_unknown_size_is_counted(backbone):
+    texts, labels = sentiment_texts(12)
+    generated = tf.data.Dataset.from_generator(
+        lambda: zip(texts, labels), output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64)))
+    trainer, before = _trainer(backbone)
+    history = trainer.fit(generated)
+    assert len(history.history["loss"]) == 1 and not _unchanged(trainer, before)
+
+
+def test_checkpoint_write_that_dies_leaves_no_file_under_the_final_name(backbone, tmp_path, monkeypatch):
+    texts, labels = sentiment_texts(8)
+    trainer, _ = _trainer(backbone, checkpoint_dir=str(tmp_path / "ckpt"))
+    save_weights = type(trainer.model.core).save_weights
+
+    def dies_halfway(model, path, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"\x89HDF\r\n half of a file")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(type(trainer.model.core), "save_weights", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(texts, labels)
+    assert os.listdir(tmp_path / "ckpt") == []  # neither a truncated epoch-01 nor the temporary file
+    monkeypatch.setattr(type(trainer.model.core), "save_weights", save_weights)
+    (tmp_path / "ckpt" / ".partial-999-epoch-01.weights.h5").write_bytes(b"left by a killed run")
+    trainer.fit(texts, labels, epochs=2)
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "epoch-02.weights.h5"]
+    trainer.model.core.load_weights(str(tmp_path / "ckpt" / "epoch-02.weights.h5"))

@@ -1,0 +1,106 @@
+"""Crash-safe resume (`Trainer(backup_dir=...)`) and state that lives across `fit` calls."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from sample_texts import sentiment_texts
+from train_script import build, train
+
+import tunekit as tk
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_script.py")
+STEPS = 24  # train_script: 64 texts, batch 8, 3 epochs
+
+
+def weights_of(trainer):
+    return [v.numpy() for v in trainer.model.core.weights]
+
+
+def max_difference(first, second):
+    return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """Weights of the seeded run with dropout 0.1, never interrupted."""
+    return weights_of(train())
+
+
+class CrashAt(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_kill_9_at_a_random_step_then_rerun_gives_the_uninterrupted_weights(uninterrupted, tmp_path):
+    kill_at = random.randint(3, STEPS - 3)
+    command = [sys.executable, SCRIPT, str(tmp_path / "weights.npz"), "--backup", str(tmp_path / "backup")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in child.stdout:
+        if line.strip() == f"step {kill_at}":
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    assert child.wait(timeout=300) == -signal.SIGKILL, "the child finished before it was killed"
+    backups = sorted(name for name in os.listdir(tmp_path / "backup") if name.startswith("step-"))
+    assert backups, f"no backup before step {kill_at}"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    first_step = int(rerun.stdout.split()[1])
+    assert first_step > 1, "the rerun started from scratch instead of resuming"
+    with np.load(tmp_path / "weights.npz") as saved:
+        resumed = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    difference = max_difference(uninterrupted, resumed)
+    assert difference <= 1e-6, f"killed at step {kill_at}, resumed at step {first_step}: max |diff| {difference}"
+    assert os.listdir(tmp_path / "backup") == ["tunekit.json"]  # a finished run leaves no backup to resume
+
+
+def test_resume_skips_half_written_backups_and_keeps_the_history(uninterrupted, tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(13)])
+    # What an interrupted write could leave: a staging folder, and (never written by tunekit itself) a backup
+    # folder without its tunekit.json.
+    os.makedirs(tmp_path / ".step-000000099.partial-1-x" / "new")
+    os.makedirs(tmp_path / "step-000000099")
+    trainer = train(backup_dir=tmp_path)
+    assert max_difference(uninterrupted, weights_of(trainer)) <= 1e-6
+    assert trainer.history["epoch"] == [1, 2, 3]
+    assert len(trainer.history["loss"]) == 3
+
+
+def test_a_backup_of_another_run_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(3)])
+    with pytest.raises(ValueError, match="different run.*steps_per_epoch: backup 8, now 10"):
+        train(backup_dir=tmp_path, examples=80)
+
+
+def test_backup_dir_holding_other_files_is_refused_at_once(backbone, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    with pytest.raises(ValueError, match="not tunekit training backups"):
+        tk.Trainer(model, backup_dir=tmp_path)
+
+
+def test_second_fit_continues_and_reset_starts_afresh():
+    texts, labels = sentiment_texts(32)
+    once = build(epochs=2)
+    once.fit(texts, labels)
+    twice = build(epochs=2)
+    first = twice.fit(texts, labels, epochs=1)
+    second = twice.fit(texts, labels, epochs=1)
+    assert first.epoch == [0] and second.epoch == [1]
+    assert int(twice.model.core.optimizer.iterations) == 8
+    assert max_difference(weights_of(once), weights_of(twice)) == 0  # dropout on: its state continued too
+    twice.fit(texts, labels, epochs=1, reset=True)
+    assert int(twice.model.core.optimizer.iterations) == 4
+    assert twice.history["epoch"] == [1]

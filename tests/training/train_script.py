@@ -1,0 +1,70 @@
+"""A training script run as a child process by the resume and multi-worker tests (not a test module itself).
+
+    python train_script.py OUTPUT.npz [--backup DIR] [--dropout RATE] [--epochs N]
+
+Trains a tiny native BERT classifier (seeded) and saves the final weights to OUTPUT.npz (under several workers,
+each worker saves OUTPUT-worker<I>.npz). It prints `step N` after every optimizer step, so a test can kill it at a
+chosen step.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from sample_texts import VOCAB, sentiment_texts  # noqa: E402
+
+import tunekit as tk  # noqa: E402
+from tunekit.backbones.bert import BertEncoder  # noqa: E402
+from tunekit.preprocessing.wordpiece import WordPiecePreprocessor  # noqa: E402
+
+
+class PrintSteps(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        print(f"step {int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))}", flush=True)
+
+
+def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=()):
+    """The seeded tiny model and its trainer."""
+    keras.utils.set_random_seed(0)
+    encoder = BertEncoder(vocabulary_size=len(VOCAB), hidden_size=16, num_layers=1, num_heads=2,
+                          intermediate_size=32, max_sequence_length=32, dropout=dropout, attention_dropout=dropout)
+    backbone = tk.Backbone(encoder=encoder, preprocessor=WordPiecePreprocessor(VOCAB, seq_length=16), name="tiny",
+                           pooling="mean")
+    model = tk.attach_head(backbone, "classification", num_classes=2, pooling="mean", dropout=dropout, seed=0)
+    return tk.Trainer(model, learning_rate=1e-3, epochs=epochs, batch_size=batch_size, seed=0, verbose=0,
+                      backup_dir=backup_dir, backup_every=2, callbacks=list(callbacks))
+
+
+def train(output=None, *, examples=64, **settings):
+    """Builds the seeded tiny model (`build`'s settings), trains it; returns the trainer (and saves the weights to
+    `output`)."""
+    trainer = build(**settings)
+    model = trainer.model
+    texts, labels = sentiment_texts(examples, seed=4)
+    trainer.fit(texts, labels)
+    if output is not None:
+        np.savez(output, *[v.numpy() for v in model.core.weights])
+    return trainer
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("output")
+    parser.add_argument("--backup")
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    from tunekit.distributed import read_tf_config
+
+    cluster = read_tf_config()
+    output = args.output if cluster is None else args.output.replace(".npz", f"-worker{cluster['index']}.npz")
+    train(output, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs, callbacks=[PrintSteps()])
+
+
+if __name__ == "__main__":
+    main()

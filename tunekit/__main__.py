@@ -1,0 +1,7 @@
+"""`python -m tunekit`: the `tunekit` command (see `tunekit.cli`)."""
+
+import sys
+
+from tunekit.cli import main
+
+sys.exit(main())

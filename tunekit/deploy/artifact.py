@@ -1,0 +1,298 @@
+"""`load_artifact`: one way to run any exported tunekit model, whichever form it takes.
+
+Two kinds of artifact folder are recognised, by their files and their `tunekit.json`:
+
+- `"export"`: a TF SavedModel written by `tunekit.export_model` (float32; TensorFlow and tensorflow-text run it);
+- `"tflite"`: a LiteRT (TFLite) model written by `tunekit.deploy.export_tflite` (int8, float16 or float32 weights,
+  the tokenizer inside), run by the `ai-edge-litert` runtime (`pip install "tunekit[deploy]"`), or by
+  TensorFlow's own TFLite interpreter where that package is missing.
+
+Both take raw strings and give the same outputs, named like the SavedModel's `serving_default` outputs:
+classification `probabilities`, `class_id`, `label`; multi-label `probabilities`, `predicted`; regression
+`predictions`; token classification `tags`, `num_words`, `probabilities`. String outputs are numpy arrays of
+`str`. Every file is checked against the checksum recorded in `tunekit.json`, so a truncated or swapped file
+is reported by name instead of loaded.
+
+Example:
+
+>>> from tunekit.deploy import load_artifact
+>>> artifact = load_artifact("imdb_int8")                         # doctest: +SKIP
+>>> artifact.kind, artifact.labels                                # doctest: +SKIP
+('tflite', ['negative', 'positive'])
+>>> artifact.predict(["A masterpiece."])["label"]                 # doctest: +SKIP
+array(['positive'], dtype=object)
+>>> artifact.predict_labels(["A masterpiece.", "Dull."])          # doctest: +SKIP
+['positive', 'negative']
+"""
+
+import json
+import os
+import threading
+
+import numpy as np
+
+from tunekit.files import MARKER_FILE, DamagedArtifactError, verify_checksums
+from tunekit.texts import validate_texts
+
+TEXT_INPUT_NAMES = ("text", "text_pair")
+TFLITE_FILE = "model.tflite"
+SAVED_MODEL_FILE = "saved_model.pb"
+DEFAULT_BATCH_SIZE = 64
+
+
+def load_artifact(path):
+    """Loads an exported model folder (SavedModel export or TFLite artifact) for prediction.
+
+    Args:
+        path: a folder written by `tunekit.export_model` or `tunekit.deploy.export_tflite`.
+
+    Returns:
+        An `Artifact`: `.predict(texts, text_pairs=None)` -> dict of numpy arrays, `.predict_labels(texts)`,
+        `.labels`, `.task` (the task's config dict), `.num_segments`, `.seq_length`, `.kind`.
+
+    Raises:
+        ValueError: the path is not such a folder, its manifest does not describe its files, or a file is damaged.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder path (str or os.PathLike), got {type(path).__name__}.")
+    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isdir(path):
+        raise ValueError(
+            f"{path!r} is not a folder. load_artifact takes the folder written by tunekit.export_model (a SavedModel) "
+            "or tunekit.deploy.export_tflite (a .tflite model with its tunekit.json)."
+        )
+    manifest = read_manifest(path)
+    kind = manifest.get("kind")
+    if os.path.isfile(os.path.join(path, TFLITE_FILE)):
+        if kind != "tflite":
+            raise ValueError(
+                f"{path!r} holds {TFLITE_FILE} but its {MARKER_FILE} describes a {kind!r} artifact, not a TFLite "
+                "model: the manifest belongs to another artifact. Export the model again with "
+                "tunekit.deploy.export_tflite."
+            )
+        return TFLiteArtifact(path, manifest)
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+        if kind not in (None, "export"):
+            raise ValueError(
+                f"{path!r} holds a SavedModel but its {MARKER_FILE} describes a {kind!r} artifact: the manifest "
+                "belongs to another artifact. Export the model again with tunekit.export_model."
+            )
+        return SavedModelArtifact(path, manifest)
+    if kind == "model":
+        raise ValueError(
+            f"{path!r} is a saved tunekit model (for training; load it with tunekit.load_model), not an exported "
+            "one. Export it for prediction with tunekit.export_model(model, path) or tunekit.deploy.export_tflite."
+        )
+    raise ValueError(
+        f"{path!r} holds neither {SAVED_MODEL_FILE} (a SavedModel export) nor {TFLITE_FILE} (a TFLite artifact). "
+        "Give the folder written by tunekit.export_model or tunekit.deploy.export_tflite."
+    )
+
+
+def read_manifest(path):
+    """The `tunekit.json` object of the folder `path`; `{}` when there is none; a `ValueError` if unreadable."""
+    file = os.path.join(path, MARKER_FILE)
+    if not os.path.isfile(file):
+        return {}
+    try:
+        with open(file, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{file!r} is not a readable JSON manifest ({error}); export the model again.") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(  # noqa: TRY004 - a malformed file, not an argument of the wrong type
+            f"{file!r} must hold a JSON object, got {type(manifest).__name__}; export the model again.")
+    return manifest
+
+
+class Artifact:
+    """An exported model ready to predict. Made by `load_artifact`; subclasses run one kind of artifact.
+
+    Attributes:
+        path: the artifact folder.
+        kind: `"export"` (SavedModel) or `"tflite"`.
+        task: the task's config dict (`{"name": "classification", "labels": [...], ...}`), or
+            `{"name": <guessed from the outputs>}` for an export without `tunekit.json`.
+        labels: the label (tag) names, or None.
+        num_segments: 1 (single texts) or 2 (text pairs: `predict(texts, text_pairs)`).
+        seq_length: tokens per text (None when unknown).
+        manifest: the folder's `tunekit.json` object.
+    """
+
+    kind = None
+
+    def __init__(self, path, manifest):
+        self.path = path
+        self.manifest = manifest
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self):
+        labels = self.task.get("labels")
+        return list(labels) if labels is not None else None
+
+    def predict(self, texts, text_pairs=None, *, batch_size=DEFAULT_BATCH_SIZE):
+        """Raw strings (and their pairs) -> dict of numpy arrays, one row per text.
+
+        Args:
+            texts: a list (tuple, numpy array, pandas Series) of str.
+            text_pairs: the second texts, one per text, for pair models; None otherwise.
+            batch_size: texts per run of the model.
+        """
+        texts = validate_texts(texts, "texts")
+        if self.num_segments == 2:
+            if text_pairs is None:
+                raise ValueError("This model classifies pairs of texts: call predict(texts, text_pairs).")
+            text_pairs = validate_texts(text_pairs, "text_pairs")
+            if len(text_pairs) != len(texts):
+                raise ValueError(f"Got {len(texts)} texts but {len(text_pairs)} text_pairs; give one pair per text.")
+        elif text_pairs is not None:
+            raise ValueError("This model takes single texts, not pairs: call predict(texts) without text_pairs.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if not texts:
+            raise ValueError("texts is empty: pass at least one text.")
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            segments = [texts[start:start + batch_size]]
+            if text_pairs is not None:
+                segments.append(text_pairs[start:start + batch_size])
+            with self._lock:
+                parts.append(self._run(segments))
+        return _decode_strings(_concatenate(parts))
+
+    def predict_labels(self, texts, text_pairs=None, *, batch_size=DEFAULT_BATCH_SIZE):
+        """Label names: one per text (classification), a list per text (multi-label: the labels over their
+        threshold; token classification: one tag per word)."""
+        name = self.task.get("name")
+        if name == "regression":
+            raise ValueError("A regression model predicts numbers, not labels: use predict(texts)['predictions'].")
+        outputs = self.predict(texts, text_pairs, batch_size=batch_size)
+        if name == "token_classification":
+            return [list(tags[:count]) for tags, count in zip(outputs["tags"], outputs["num_words"])]
+        if name == "multilabel":
+            names = self.labels or [str(i) for i in range(outputs["predicted"].shape[-1])]
+            return [[names[j] for j in np.flatnonzero(row)] for row in outputs["predicted"]]
+        if "label" in outputs:
+            return outputs["label"].tolist()
+        return outputs["class_id"].tolist()
+
+    def _run(self, segments):
+        """One batch: a list of 1 or 2 lists of str -> dict of numpy arrays."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.task.get('name')} from {self.path!r}>"
+
+
+class SavedModelArtifact(Artifact):
+    """A SavedModel written by `tunekit.export_model`, run by TensorFlow."""
+
+    kind = "export"
+
+    def __init__(self, path, manifest):
+        super().__init__(path, manifest)
+        if manifest.get("files"):
+            verify_checksums(path, manifest["files"], what="export")
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401 - registers the text ops of the exported tokenizer
+
+        try:
+            self._module = tf.saved_model.load(path)
+        except Exception as error:  # noqa: BLE001 - TF raises many types for a damaged SavedModel
+            raise ValueError(f"{path!r} is not a loadable SavedModel ({type(error).__name__}: {error}).") from None
+        if "serving_default" not in self._module.signatures:
+            raise ValueError(f"The SavedModel in {path!r} has no serving_default signature; export it with tunekit.")
+        self._serve = self._module.signatures["serving_default"]
+        inputs = sorted(self._serve.structured_input_signature[1])
+        if inputs not in (["text"], ["text", "text_pair"]):
+            raise ValueError(
+                f"The SavedModel in {path!r} takes {inputs}, not raw strings 'text' (and 'text_pair'): it is not a "
+                "tunekit export."
+            )
+        self.num_segments = len(inputs)
+        if manifest.get("num_segments", self.num_segments) != self.num_segments:
+            raise ValueError(
+                f"{MARKER_FILE} in {path!r} says num_segments={manifest['num_segments']} but the SavedModel takes "
+                f"{inputs}: the manifest belongs to another model. Export the model again."
+            )
+        self.seq_length = manifest.get("seq_length")
+        self.task = manifest.get("task") or {"name": _task_from_outputs(self._serve.structured_outputs)}
+        self._tf = tf
+
+    def _run(self, segments):
+        tf = self._tf
+        feeds = {name: tf.constant(values, tf.string) for name, values in zip(TEXT_INPUT_NAMES, segments)}
+        return {name: value.numpy() for name, value in self._serve(**feeds).items()}
+
+
+class TFLiteArtifact(Artifact):
+    """A LiteRT model written by `tunekit.deploy.export_tflite`; see `tunekit.deploy.tflite`."""
+
+    kind = "tflite"
+
+    def __init__(self, path, manifest):
+        from tunekit.deploy.tflite import open_interpreter
+
+        super().__init__(path, manifest)
+        for key in ("task", "num_segments", "files"):
+            if key not in manifest:
+                raise ValueError(f"{MARKER_FILE} in {path!r} lacks {key!r}; export the model again with export_tflite.")
+        if TFLITE_FILE not in manifest["files"]:
+            raise ValueError(
+                f"{MARKER_FILE} in {path!r} does not describe {TFLITE_FILE}: the manifest belongs to another model."
+            )
+        try:
+            verify_checksums(path, manifest["files"], what="TFLite artifact")
+        except DamagedArtifactError as error:
+            raise DamagedArtifactError(
+                f"{error} Either the file is damaged, or {MARKER_FILE} belongs to another model."
+            ) from None
+        self.task = manifest["task"]
+        self.num_segments = int(manifest["num_segments"])
+        self.seq_length = manifest.get("seq_length")
+        self.compression = manifest.get("compression")
+        self.runtime, self._runner = open_interpreter(os.path.join(path, TFLITE_FILE),
+                                                      num_segments=self.num_segments, task=self.task)
+
+    def _run(self, segments):
+        feeds = {name: np.array(values, dtype=object) for name, values in zip(TEXT_INPUT_NAMES, segments)}
+        return {name: np.asarray(value) for name, value in self._runner(**feeds).items()}
+
+
+def _task_from_outputs(outputs):
+    names = set(outputs)
+    if "tags" in names:
+        return "token_classification"
+    if "class_id" in names:
+        return "classification"
+    if "predicted" in names:
+        return "multilabel"
+    return "regression"
+
+
+def _concatenate(parts):
+    """Batches of outputs -> one dict; arrays of `[B, W, ...]` with different `W` are padded ("" or 0)."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = {}
+    for name in parts[0]:
+        arrays = [part[name] for part in parts]
+        if arrays[0].ndim >= 2:
+            width = max(array.shape[1] for array in arrays)
+            fill = b"" if arrays[0].dtype.kind in "OS" else 0
+            arrays = [np.pad(array, [(0, 0), (0, width - array.shape[1])] + [(0, 0)] * (array.ndim - 2),
+                             constant_values=fill) for array in arrays]
+        merged[name] = np.concatenate(arrays)
+    return merged
+
+
+def _decode_strings(outputs):
+    """bytes outputs (label, tags) -> numpy object arrays of str."""
+    decoded = {}
+    for name, array in outputs.items():
+        if array.dtype.kind in "OS":
+            flat = [value.decode("utf-8") if isinstance(value, bytes) else str(value) for value in array.reshape(-1)]
+            array = np.array(flat, dtype=object).reshape(array.shape)
+        decoded[name] = array
+    return decoded

@@ -1,0 +1,386 @@
+"""`create_app`: the ASGI app that serves exported models over TF Serving REST and KServe v2.
+
+Routes (`{name}` a served model; each model route also exists as `.../versions/{version}...`):
+
+- open: `GET /v2/health/live`, `GET /v2/health/ready`, `GET /v2/models/{name}/ready`, `GET /metrics`
+- authenticated (`Authorization: Bearer <key>`): `GET /v1/models/{name}`, `GET /v1/models/{name}/metadata`,
+  `POST /v1/models/{name}:predict`, `GET /v1/models/{name}/labels`, `GET /v2`, `GET /v2/models/{name}`,
+  `POST /v2/models/{name}/infer`
+
+The app loads and warms up its models in the background once it starts: it is live at once and ready when every
+model is. Clients get JSON errors (`{"error": ...}`), never a stack trace.
+
+Example (embedded in another ASGI app, or run by uvicorn):
+
+>>> from tunekit.serving import create_app
+>>> app = create_app({"imdb": "exports/imdb"}, api_keys=["0123456789abcdef0123"])   # doctest: +SKIP
+>>> uvicorn.run(app, port=8500)                                                     # doctest: +SKIP
+"""
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+
+from tunekit.serving.auth import KeyChecker
+from tunekit.serving.batching import PredictionTimeoutError, QueueFullError, check_settings
+from tunekit.serving.models import ServedModel, check_name, default_version, resolve_versions
+from tunekit.serving.protocols import (
+    Limits,
+    RequestError,
+    format_kserve,
+    format_tfserving,
+    parse_kserve,
+    parse_tfserving,
+)
+
+logger = logging.getLogger("tunekit.serving")
+
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_MAX_WAIT_MS = 2.0
+DEFAULT_MAX_QUEUE = 1024
+DEFAULT_TIMEOUT_S = 30.0
+RETRY_AFTER_S = 1
+DEFAULTS = {"max_batch_size": DEFAULT_MAX_BATCH_SIZE, "max_wait_ms": DEFAULT_MAX_WAIT_MS,
+            "max_queue": DEFAULT_MAX_QUEUE, "timeout_s": DEFAULT_TIMEOUT_S, "max_texts": Limits.max_texts,
+            "max_text_bytes": Limits.max_text_bytes}
+_TF_DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "INT32": "DT_INT32", "INT64": "DT_INT64",
+              "INT16": "DT_INT16", "INT8": "DT_INT8", "UINT8": "DT_UINT8", "BOOL": "DT_BOOL", "BYTES": "DT_STRING"}
+
+
+def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
+               max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_wait_ms=DEFAULT_MAX_WAIT_MS, max_queue=DEFAULT_MAX_QUEUE,
+               timeout_s=DEFAULT_TIMEOUT_S, on_load_error=None):
+    """The serving ASGI app.
+
+    Args:
+        models: `{name: source}`; a source is an export directory, a base directory of numbered versions, a
+            `{version: directory}` dict, or an artifact loaded by `tunekit.deploy.load_artifact`.
+        api_keys: accepted bearer keys (see `tunekit.serving.load_api_keys`). Without keys the app refuses to
+            be built unless `allow_unauthenticated=True`.
+        limits: `Limits(max_texts, max_text_bytes)` per request.
+        max_batch_size: most texts per model call (micro-batching); 1 turns batching off.
+        max_wait_ms: how long a batch that is not full waits for more requests once the model is free.
+        max_queue: most texts waiting per model version before requests get 503 + `Retry-After`.
+        timeout_s: per-request limit (queueing + model) before a 504.
+        on_load_error: called with the exception if a model fails to load (the app then reports not live).
+    """
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from tunekit.serving.accesslog import AccessLogMiddleware
+    from tunekit.serving.metrics import ServingMetrics
+
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: export directory or loaded artifact}.")
+    api_keys = tuple(api_keys or ())
+    if not api_keys and not allow_unauthenticated:
+        raise ValueError("No API keys: set TUNEKIT_API_KEYS (comma-separated) or pass a key file, or pass "
+                         "allow_unauthenticated=True (--allow-unauthenticated) to serve without authentication.")
+    limits = Limits() if limits is None else limits
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a tunekit.serving.Limits, got {type(limits).__name__}.")
+    check_settings(max_batch_size=max_batch_size, max_wait_s=max_wait_ms / 1000.0, max_queue=max_queue,
+                   timeout_s=timeout_s)
+    if max_queue < limits.max_texts:
+        raise ValueError(f"max_queue ({max_queue}) must be at least the texts allowed per request "
+                         f"({limits.max_texts}), or a full-size request could never be queued.")
+    batching = {"max_batch_size": max_batch_size, "max_wait_s": max_wait_ms / 1000.0, "max_queue": max_queue,
+                "timeout_s": timeout_s}
+    state = _State(models, batching, KeyChecker(api_keys) if api_keys else None, limits, ServingMetrics())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        loader = asyncio.get_running_loop().create_task(state.load(on_load_error))
+        try:
+            yield
+        finally:
+            loader.cancel()
+            for served in state.all_versions():
+                if served.batcher is not None:
+                    await served.batcher.stop()
+
+    h = _Handlers(state)
+    routes = [
+        Route("/v2/health/live", h.live, methods=["GET"]),
+        Route("/v2/health/ready", h.ready, methods=["GET"]),
+        Route("/metrics", h.metrics, methods=["GET"]),
+        Route("/v2", h.server_metadata, methods=["GET"]),
+    ]
+    for prefix in ("", "/versions/{version}"):
+        routes += [
+            Route(f"/v1/models/{{name}}{prefix}", h.tfs_status, methods=["GET"]),
+            Route(f"/v1/models/{{name}}{prefix}/metadata", h.tfs_metadata, methods=["GET"]),
+            Route(f"/v1/models/{{name}}{prefix}/labels", h.labels, methods=["GET"]),
+            Route(f"/v1/models/{{name}}{prefix}:predict", h.tfs_predict, methods=["POST"]),
+            Route(f"/v2/models/{{name}}{prefix}", h.kserve_metadata, methods=["GET"]),
+            Route(f"/v2/models/{{name}}{prefix}/ready", h.model_ready, methods=["GET"]),
+            Route(f"/v2/models/{{name}}{prefix}/infer", h.kserve_infer, methods=["POST"]),
+        ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(AccessLogMiddleware, metrics=state.metrics)],
+                    exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error})
+    app.state.serving = state
+    return app
+
+
+class _State:
+    """Everything the handlers share: models by name and version, auth, limits, metrics, readiness."""
+
+    def __init__(self, sources, batching, checker, limits, metrics):
+        self.models, self.defaults = {}, {}
+        for name, source in sources.items():
+            check_name(name)
+            versions = resolve_versions(source)
+            self.models[name] = {version: ServedModel(name, version, value, batching)
+                                 for version, value in versions.items()}
+            self.defaults[name] = default_version(versions)
+        self.checker, self.limits, self.metrics = checker, limits, metrics
+        self.failed = None
+
+    def all_versions(self):
+        return [served for versions in self.models.values() for served in versions.values()]
+
+    @property
+    def ready(self):
+        return self.failed is None and all(served.ready for served in self.all_versions())
+
+    async def load(self, on_load_error):
+        """Loads and warms up every model version off the event loop, one after another."""
+        loop = asyncio.get_running_loop()
+        for served in self.all_versions():
+            try:
+                await loop.run_in_executor(None, served.load)
+            except Exception as error:
+                self.failed = error
+                logger.error("model %s version %s failed to load: %s", served.name, served.version, error,
+                             exc_info=True)
+                if on_load_error is not None:
+                    on_load_error(error)
+                return
+            served.start(functools.partial(self.metrics.observe_batch, served.name))
+            self.metrics.ready.labels(served.name, served.version).set(1)
+
+    def lookup(self, request):
+        """The `ServedModel` a request names (404 if unknown), whether or not it is ready."""
+        name = request.path_params["name"]
+        versions = self.models.get(name)
+        if versions is None:
+            raise RequestError(404, f"Model {name!r} is not served here; served models: {sorted(self.models)}.")
+        version = request.path_params.get("version", self.defaults[name])
+        if version not in versions:
+            raise RequestError(404, f"Model {name!r} has no version {version!r}; versions: {list(versions)}.")
+        return versions[version]
+
+    def lookup_ready(self, request):
+        served = self.lookup(request)
+        if not served.ready:
+            raise RequestError(503, f"Model {served.name!r} version {served.version} is still loading.",
+                               {"Retry-After": str(RETRY_AFTER_S)})
+        return served
+
+    def authenticate(self, request):
+        if self.checker is None:
+            return
+        error = self.checker.check(request.headers.get("authorization"))
+        if error is not None:
+            challenge = 'Bearer realm="tunekit"' + (', error="invalid_token"' if error == "invalid_token" else "")
+            message = ("Invalid API key." if error == "invalid_token"
+                       else "Missing or malformed Authorization header: send 'Authorization: Bearer <key>'.")
+            raise RequestError(401, message, {"WWW-Authenticate": challenge})
+
+
+def _json(content, status=200, headers=None):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def _error(status, message, headers=None):
+    return _json({"error": message}, status, headers)
+
+
+async def _not_found(request, exc):
+    return _error(404, f"No route {request.method} {request.url.path}.")
+
+
+async def _method_not_allowed(request, exc):
+    return _error(405, f"Method {request.method} is not allowed on {request.url.path}.")
+
+
+async def _internal_error(request, exc):
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "Internal server error.")
+
+
+def _endpoint(authenticated):
+    """Decorates a handler: authentication first, then `RequestError` and any other failure as a JSON error."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def handler(self, request):
+            try:
+                if authenticated:
+                    self.state.authenticate(request)
+                return await method(self, request)
+            except RequestError as error:
+                return _error(error.status, error.message, error.headers)
+            except Exception as error:  # logged here; the client only learns that it failed
+                return await _internal_error(request, error)
+
+        return handler
+
+    return decorate
+
+
+async def _read_json(request, limit):
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise RequestError(413, f"The request body is over {limit} bytes: send fewer or shorter texts.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"The request body is over {limit} bytes: send fewer or shorter texts.")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"The request body is not valid JSON: {error}.") from None
+
+
+class _Handlers:
+    def __init__(self, state):
+        self.state = state
+
+    # Open endpoints.
+
+    @_endpoint(authenticated=False)
+    async def live(self, request):
+        if self.state.failed is not None:
+            return _json({"live": False}, 503)
+        return _json({"live": True})
+
+    @_endpoint(authenticated=False)
+    async def ready(self, request):
+        ready = self.state.ready
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    @_endpoint(authenticated=False)
+    async def model_ready(self, request):
+        served = self.state.lookup(request)
+        return _json({"name": served.name, "version": served.version, "ready": served.ready},
+                     200 if served.ready else 503)
+
+    @_endpoint(authenticated=False)
+    async def metrics(self, request):
+        from starlette.responses import Response
+
+        for served in self.state.all_versions():
+            if served.batcher is not None:
+                self.state.metrics.queue_depth.labels(served.name).set(served.batcher.queue_depth)
+        body, content_type = self.state.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    # TF Serving REST.
+
+    @_endpoint(authenticated=True)
+    async def tfs_status(self, request):
+        served = self.state.lookup(request)
+        versions = [served] if "version" in request.path_params else self.state.models[served.name].values()
+        return _json({"model_version_status": [
+            {"version": v.version, "state": "AVAILABLE" if v.ready else "LOADING",
+             "status": {"error_code": "OK", "error_message": ""}} for v in versions]})
+
+    @_endpoint(authenticated=True)
+    async def tfs_metadata(self, request):
+        served = self.state.lookup_ready(request)
+        described = served.describe()
+
+        def tensors(items, prefix):
+            return {item["name"]: {"dtype": _TF_DTYPES[item["datatype"]],
+                                   "tensor_shape": {"dim": [{"size": str(size), "name": ""} for size in item["shape"]],
+                                                    "unknown_rank": False},
+                                   "name": f"{prefix}{item['name']}:0"} for item in items}
+
+        signature = {"inputs": tensors(described["inputs"], "serving_default_"),
+                     "outputs": tensors(described["outputs"], "StatefulPartitionedCall:"),
+                     "method_name": "tensorflow/serving/predict"}
+        return _json({"model_spec": {"name": served.name, "signature_name": "", "version": served.version},
+                      "metadata": {"signature_def": {"signature_def": {"serving_default": signature}},
+                                   "tunekit": described}})
+
+    @_endpoint(authenticated=True)
+    async def labels(self, request):
+        served = self.state.lookup_ready(request)
+        return _json({"model": served.name, "version": served.version, "labels": served.labels})
+
+    @_endpoint(authenticated=True)
+    async def tfs_predict(self, request):
+        served = self.state.lookup_ready(request)
+        body = await _read_json(request, self.state.limits.body_bytes())
+        texts, pairs, fmt = parse_tfserving(body, num_segments=served.num_segments, limits=self.state.limits)
+        outputs = await self._predict(request, served, texts, pairs)
+        return _json(format_tfserving(outputs, fmt))
+
+    # KServe v2.
+
+    @_endpoint(authenticated=True)
+    async def server_metadata(self, request):
+        from tunekit import __version__
+
+        return _json({"name": "tunekit", "version": __version__, "extensions": []})
+
+    @_endpoint(authenticated=True)
+    async def kserve_metadata(self, request):
+        served = self.state.lookup_ready(request)
+        described = served.describe()
+        return _json({"name": served.name, "versions": list(self.state.models[served.name]),
+                      "platform": f"tunekit_{described['kind'] or 'artifact'}",
+                      "inputs": described["inputs"], "outputs": described["outputs"]})
+
+    @_endpoint(authenticated=True)
+    async def kserve_infer(self, request):
+        served = self.state.lookup_ready(request)
+        body = await _read_json(request, self.state.limits.body_bytes())
+        texts, pairs, requested = parse_kserve(body, num_segments=served.num_segments, limits=self.state.limits)
+        request_id = body.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise RequestError(400, f"'id' must be a string, got {type(request_id).__name__}.")
+        if requested is not None:
+            unknown = sorted(set(requested) - set(served.outputs))
+            if unknown:
+                raise RequestError(400, f"Unknown outputs {unknown}; this model has {sorted(served.outputs)}.")
+        outputs = await self._predict(request, served, texts, pairs)
+        return _json(format_kserve(outputs, model_name=served.name, model_version=served.version,
+                                   request_id=request_id, requested=requested))
+
+    # Shared prediction path.
+
+    async def _predict(self, request, served, texts, pairs):
+        request.scope["tunekit.log"] = {"model": served.name, "version": served.version, "texts": len(texts)}
+        metrics = self.state.metrics
+        metrics.observe_inputs(served.name, texts)
+        try:
+            outputs = await served.batcher.predict(texts, pairs)
+        except QueueFullError:
+            raise RequestError(503, "The server is overloaded: retry later.",
+                               {"Retry-After": str(RETRY_AFTER_S)}) from None
+        except PredictionTimeoutError as error:
+            raise RequestError(504, f"The prediction timed out ({error}).") from None
+        metrics.observe_labels(served.name, _predicted_labels(outputs, served.labels))
+        return outputs
+
+
+def _predicted_labels(outputs, labels):
+    """Label names predicted for each text (one per text for classification, several for multi-label)."""
+    if "label" in outputs:
+        return [value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                for value in outputs["label"].reshape(-1)]
+    if "class_id" in outputs:
+        return [labels[i] if labels else str(i) for i in outputs["class_id"].reshape(-1).tolist()]
+    if "predicted" in outputs and labels:
+        return [labels[j] for row in outputs["predicted"] for j, hit in enumerate(row) if hit]
+    return []
