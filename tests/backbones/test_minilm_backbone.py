@@ -54,7 +54,8 @@ def test_fine_tuned_native_model_round_trips(minilm, tmp_path):
 
 def test_native_backbone_written_as_tf_hub_models_loads_back(minilm, tmp_path):
     save_backbone(minilm, tmp_path / "minilm_tfhub")
-    assert sorted(p.name for p in (tmp_path / "minilm_tfhub").iterdir()) == ["backbone.json", "encoder", "preprocessor"]
+    assert sorted(p.name for p in (tmp_path / "minilm_tfhub").iterdir()) == [
+        "backbone.json", "encoder", "preprocessor", "tunekit.json"]
     reloaded = tk.load_backbone(str(tmp_path / "minilm_tfhub"), seq_length=32)
     assert isinstance(reloaded.encoder, HubEncoder) and reloaded.pooling == "mean"
     native_ids = minilm.preprocessor(tf.constant(TEXTS))

@@ -7,7 +7,7 @@ import pytest
 def test_dropped_encoder_keeps_the_bottom_blocks_and_trains(fixture_texts):
     import keras
     import tensorflow as tf
-    from conftest import tiny_backbone
+    from deploy_models import tiny_backbone
 
     import tunekit as tk
     from tunekit.backbones.layer_dropping import drop_layers
@@ -29,7 +29,7 @@ def test_dropped_encoder_keeps_the_bottom_blocks_and_trains(fixture_texts):
 
 
 def test_bad_arguments_are_refused(backbone):
-    from conftest import tiny_backbone
+    from deploy_models import tiny_backbone
 
     from tunekit.backbones.layer_dropping import drop_layers
 

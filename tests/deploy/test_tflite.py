@@ -102,7 +102,7 @@ def test_int8_pairs_agree_with_float32(pair_classifier, pair_int8, fixture_texts
 
 @pytest.mark.parametrize("task", ["multilabel", "regression"])
 def test_int8_multilabel_and_regression_agree_with_float32(task, sentiment, fixture_texts, tmp_path):
-    from conftest import trained
+    from deploy_models import trained
 
     from tunekit.deploy import export_tflite, load_artifact
 
@@ -123,7 +123,7 @@ def test_int8_multilabel_and_regression_agree_with_float32(task, sentiment, fixt
 
 
 def test_token_classification_names_the_ops_that_cannot_convert(tmp_path):
-    from conftest import tiny_backbone
+    from deploy_models import tiny_backbone
 
     import tunekit as tk
     from tunekit.deploy import export_tflite

@@ -17,8 +17,10 @@ _EXPORTS = {
     "text_dataset": "tunekit.training.data",
     "tf_dataset": "tunekit.training.data",
     "token_dataset": "tunekit.training.token_data",
+    "plot_history": "tunekit.training.callbacks",
 }
 
 __getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS)
 
-__all__ = ["Trainer", "create_optimizer", "learning_rate_schedule", "text_dataset", "tf_dataset", "token_dataset"]
+__all__ = ["Trainer", "create_optimizer", "learning_rate_schedule", "plot_history", "text_dataset", "tf_dataset",
+           "token_dataset"]
