@@ -103,6 +103,15 @@ def test_predict_reads_stdin_and_writes_jsonl(trained, serve):
     assert [record["label"] for record in records] == [label.decode() for label in expected["label"].numpy()]
 
 
+def test_predict_never_replaces_an_existing_file(trained):
+    root, _, _ = trained
+    (root / "reviews.txt").write_text("my own reviews\n", encoding="utf-8")
+    process = run_tunekit("predict", "model", "reviews.txt", "--output", "reviews.txt", cwd=root)
+    assert process.returncode == 2 and "already exists" in process.stderr
+    assert (root / "reviews.txt").read_text(encoding="utf-8") == "my own reviews\n"
+    assert not [name for name in os.listdir(root) if name.startswith(".reviews.txt.partial-")]
+
+
 def test_export_command_writes_the_same_serving_model(trained, serve):
     import tensorflow as tf
 

@@ -650,6 +650,9 @@ def command_predict(args):
         parent = os.path.dirname(os.path.abspath(args.output))
         if os.path.isdir(args.output):
             raise UsageError(f"--output {args.output!r} is a folder; give a file name, e.g. predictions.jsonl.")
+        if os.path.lexists(args.output):
+            raise UsageError(f"--output {args.output!r} already exists, and tunekit never replaces a file it may not "
+                             "have written: give a new file name, or delete that file first.")
         if not os.path.isdir(parent):
             raise UsageError(f"--output: the folder {parent!r} does not exist.")
     per_token, num_segments, predict = open_predictor(args.model, args)
@@ -676,7 +679,8 @@ def command_predict(args):
                 status(args, f"predicted {stop}/{total}")
         if temporary:
             output.close()
-            os.replace(temporary, args.output)
+            os.link(temporary, args.output)  # unlike a rename, fails if the file appeared meanwhile
+            os.unlink(temporary)
             temporary = None
             status(args, f"wrote {total} predictions to {args.output}")
     finally:
