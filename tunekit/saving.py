@@ -34,6 +34,7 @@ import tensorflow_text  # noqa: F401 - registers the text ops that saved preproc
 from tunekit.backbones.resolve import local_copies
 from tunekit.files import MARKER_FILE, DamagedArtifactError, file_checksums, verify_checksums, write_atomically
 from tunekit.model import TEXT_INPUT_NAMES, TextModel
+from tunekit.training.data import trim_to_longest
 
 MODEL_FILE = "model.keras"
 INFO_FILE = MARKER_FILE
@@ -186,12 +187,20 @@ def export_model(model, path):
 
 
 def _text_serving_function(model):
-    """(function, input signature) of a per-text task's `serving_default`: raw strings -> the task's outputs."""
+    """(function, input signature) of a per-text task's `serving_default`: raw strings -> the task's outputs.
+
+    Each request's batch is cut to its longest text (as training batches and `tunekit.inference` are), so a
+    short text costs its own length, not `seq_length`; the outputs are those of the padded model."""
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
+
+    def outputs(segments):
+        inputs = trim_to_longest(model.preprocessor.encode(segments))
+        return model.task.serving_outputs(model.core(inputs, training=False))
+
     if model.num_segments == 1:
         def serve(text):
-            return model.task.serving_outputs(model(text, training=False))
+            return outputs([text])
     else:
         def serve(text, text_pair):
-            return model.task.serving_outputs(model([text, text_pair], training=False))
+            return outputs([text, text_pair])
     return serve, signature

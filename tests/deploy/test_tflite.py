@@ -190,10 +190,16 @@ def test_bad_export_arguments_fail_before_any_work(classifier, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["mine"]
 
 
-def test_predictions_in_batches_match_one_batch(classifier_exports):
+def test_predictions_grouped_by_length_match_one_text_at_a_time(classifier_exports):
+    """`predict` runs short texts several per invocation and long ones alone, in length order; the outputs come
+    back in the caller's order and equal those of one text per invocation."""
     from tunekit.deploy import load_artifact
 
     texts, _ = sentiment_texts(10, seed=3)
+    texts = [" ".join([text] * 40) if i % 4 == 1 else text for i, text in enumerate(texts)]  # some long ones
     artifact = load_artifact(classifier_exports["int8"])
-    whole = artifact.predict(texts)["probabilities"]
-    np.testing.assert_allclose(artifact.predict(texts, batch_size=3)["probabilities"], whole, atol=1e-6)
+    groups = artifact._runner.groups({"text": np.array(texts, dtype=object)})
+    assert sorted(len(group) for group in groups)[0] == 1 and max(len(group) for group in groups) > 1
+    one_at_a_time = artifact.predict(texts, batch_size=1)["probabilities"]
+    np.testing.assert_allclose(artifact.predict(texts)["probabilities"], one_at_a_time, atol=1e-6)
+    np.testing.assert_allclose(artifact.predict(texts, batch_size=3)["probabilities"], one_at_a_time, atol=1e-6)

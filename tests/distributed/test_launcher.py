@@ -18,11 +18,13 @@ sys.path.insert(0, TRAINING)
 
 
 def test_two_workers_end_with_the_weights_of_one_process(tmp_path):
+    """With layer-wise learning-rate decay on, so that its optimizer is checked under the strategy too."""
     from train_script import train
 
-    single = [v.numpy() for v in train(dropout=0.0).model.core.weights]
+    single = [v.numpy() for v in train(dropout=0.0, layer_decay=0.8).model.core.weights]
     result = subprocess.run([sys.executable, "-m", "tunekit.distributed", "--workers", "2", SCRIPT,
-                             str(tmp_path / "weights.npz"), "--dropout", "0"], capture_output=True, text=True,
+                             str(tmp_path / "weights.npz"), "--dropout", "0", "--layer-decay", "0.8"],
+                            capture_output=True, text=True,
                             timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     workers = []

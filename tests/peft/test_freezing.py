@@ -102,6 +102,6 @@ def test_tf_hub_encoder_without_per_layer_names_is_refused(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "shared"))
     encoder = HubEncoder(str(tmp_path / "shared"))
     backbone = tk.Backbone(encoder=encoder, preprocessor=None, name="shared")
-    with pytest.raises(ValueError, match="not named per layer"):
+    with pytest.raises(ValueError, match="not named per transformer block"):
         freeze_layers(backbone, 1)
     assert all(variable.trainable for variable in encoder.trainable_weights) and encoder.trainable_weights

@@ -54,6 +54,29 @@ def test_dataset_of_unknown_size_is_counted(backbone):
     assert len(history.history["loss"]) == 1 and not _unchanged(trainer, before)
 
 
+def test_dataset_is_read_and_tokenized_once_for_all_epochs(backbone):
+    texts, labels = sentiment_texts(12)
+    reads = {}
+
+    def read_all(epochs):
+        reads[epochs] = 0
+
+        def examples():
+            for text, label in zip(texts, labels):
+                yield text, label
+            reads[epochs] += 1  # one whole pass over the data
+
+        dataset = tf.data.Dataset.from_generator(
+            examples, output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64)))
+        trainer, _ = _trainer(backbone)
+        history = trainer.fit(dataset, epochs=epochs)
+        assert len(history.history["loss"]) == epochs
+
+    read_all(1)
+    read_all(3)
+    assert reads[3] == reads[1] <= 3  # counting and label checks, then one pass that fills the token cache
+
+
 def test_checkpoint_write_that_dies_leaves_no_file_under_the_final_name(backbone, tmp_path, monkeypatch):
     texts, labels = sentiment_texts(8)
     trainer, _ = _trainer(backbone, checkpoint_dir=str(tmp_path / "ckpt"))

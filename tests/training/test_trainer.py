@@ -247,3 +247,33 @@ def test_log_dir_writes_tensorboard_and_csv_and_the_history_plots(tmp_path):
     assert trainer.history["val_loss"] and len(trainer.history["loss"]) == 2
     path = plot_history(trainer.history, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path == tmp_path / "curves.png"
+
+
+def test_layer_decay_gives_each_encoder_block_its_own_learning_rate(hub_models):
+    """Adam's first step moves a weight by about its learning rate whatever its gradient (|g| / (|g| + eps)), so
+    from the same start, the change of each variable with layer_decay=0.5 over its change without is its
+    multiplier: 0.5**3 for the embeddings of this 2-block encoder, 0.5**2 and 0.5 for its blocks, 1 for the head."""
+    texts, labels = sentiment_texts(16)
+    changes = {}
+    for layer_decay in (None, 0.5):
+        backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16)
+        model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], pooling="mean", seed=0)
+        before = [v.numpy() for v in model.core.trainable_variables]
+        tk.Trainer(model, learning_rate=1e-2, epochs=1, batch_size=16, seed=0, verbose=0, weight_decay=0.0,
+                   clipnorm=None, schedule="constant", warmup_ratio=0.0, layer_decay=layer_decay).fit(texts, labels)
+        changes[layer_decay] = {v.path: float(np.abs(v.numpy() - start).max())
+                                for v, start in zip(model.core.trainable_variables, before)}
+    expected = {"embeddings": 0.125, "transformer_block_0": 0.25, "transformer_block_1": 0.5, "logits": 1.0}
+    checked = []
+    for path, change in changes[None].items():
+        group = next((name for name in expected if name in path), None)
+        if group is not None and change > 0:  # (the pooler gets no gradient under mean pooling)
+            assert changes[0.5][path] / change == pytest.approx(expected[group], rel=1e-3), path
+            checked.append(group)
+    assert set(checked) == set(expected) and len(checked) > 20
+
+
+def test_layer_decay_is_checked_before_training(backbone):
+    model = tk.attach_head(backbone, "classification", num_classes=2)
+    with pytest.raises(ValueError, match=r"layer_decay must be a number in \(0, 1\]"):
+        tk.Trainer(model, layer_decay=1.2)

@@ -1,6 +1,6 @@
 """A training script run as a child process by the resume and multi-worker tests (not a test module itself).
 
-    python train_script.py OUTPUT.npz [--backup DIR] [--dropout RATE] [--epochs N]
+    python train_script.py OUTPUT.npz [--backup DIR] [--dropout RATE] [--epochs N] [--layer-decay D]
 
 Trains a tiny native BERT classifier (seeded) and saves the final weights to OUTPUT.npz (under several workers,
 each worker saves OUTPUT-worker<I>.npz). It prints `step N` after every optimizer step, so a test can kill it at a
@@ -28,7 +28,7 @@ class PrintSteps(keras.callbacks.Callback):
         print(f"step {int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))}", flush=True)
 
 
-def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=()):
+def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=(), layer_decay=None):
     """The seeded tiny model and its trainer."""
     keras.utils.set_random_seed(0)
     encoder = BertEncoder(vocabulary_size=len(VOCAB), hidden_size=16, num_layers=1, num_heads=2,
@@ -37,7 +37,7 @@ def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=())
                            pooling="mean")
     model = tk.attach_head(backbone, "classification", num_classes=2, pooling="mean", dropout=dropout, seed=0)
     return tk.Trainer(model, learning_rate=1e-3, epochs=epochs, batch_size=batch_size, seed=0, verbose=0,
-                      backup_dir=backup_dir, backup_every=2, callbacks=list(callbacks))
+                      backup_dir=backup_dir, backup_every=2, callbacks=list(callbacks), layer_decay=layer_decay)
 
 
 def train(output=None, *, examples=64, **settings):
@@ -58,12 +58,14 @@ def main():
     parser.add_argument("--backup")
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--layer-decay", type=float)
     args = parser.parse_args()
     from tunekit.distributed import read_tf_config
 
     cluster = read_tf_config()
     output = args.output if cluster is None else args.output.replace(".npz", f"-worker{cluster['index']}.npz")
-    train(output, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs, callbacks=[PrintSteps()])
+    train(output, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs, callbacks=[PrintSteps()],
+          layer_decay=args.layer_decay)
 
 
 if __name__ == "__main__":

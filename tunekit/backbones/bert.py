@@ -99,7 +99,8 @@ class BertTransformerBlock(keras.layers.Layer):
         `(projection name, its input, training) -> update to add to its output, or None` (see `tunekit.peft`)."""
         # Built here rather than passed in: Keras would cast a float argument to the (maybe 16-bit) compute dtype.
         is_padding = 1.0 - ops.cast(input_mask, "float32")
-        attention_score_addend = is_padding[:, None, None, :] * _MASKED_SCORE
+        # expand_dims rather than `[:, None, None, :]`: LiteRT has no kernel for that slice on a dynamic length.
+        attention_score_addend = ops.expand_dims(ops.expand_dims(is_padding, 1), 1) * _MASKED_SCORE
         query = self._split_heads(self._project(self.query, hidden, lora, training))
         key = self._split_heads(self._project(self.key, hidden, lora, training))
         value = self._split_heads(self._project(self.value, hidden, lora, training))
@@ -241,7 +242,7 @@ class BertEncoder(keras.layers.Layer):
             raise ValueError(f"Sequence length {length} exceeds max_sequence_length {self.max_sequence_length}.")
         positions = ops.arange(ops.shape(word_ids)[1], dtype="int32")
         embeddings = (self.word_embeddings(word_ids)
-                      + self.position_embeddings(positions)[None, :, :]
+                      + ops.expand_dims(self.position_embeddings(positions), 0)
                       + self.token_type_embeddings(inputs["input_type_ids"]))
         hidden = self.embeddings_dropout(self.embeddings_layer_norm(embeddings), training=training)
 

@@ -16,16 +16,11 @@ Example:
 >>> model = tk.attach_head(backbone, "classification", num_classes=2)                                 # doctest: +SKIP
 """
 
-import re
-
 from tunekit.backbones.backbone import Backbone
 from tunekit.backbones.bert import BertEncoder
+from tunekit.backbones.depth import variable_depths
 from tunekit.backbones.hub_encoder import HubEncoder
 from tunekit.model import TextModel
-
-# Keras names of adopted TF Hub variables ('/' becomes '.'): Model Garden's `transformer/layer_3/...` and
-# tunekit's own `bert_encoder/transformer_block_3/...`.
-_HUB_LAYER_NAME = re.compile(r"(?:^|\.)(?:transformer\.layer_|transformer_block_)(\d+)\.")
 
 
 def freeze_layers(target, num_layers):
@@ -65,20 +60,11 @@ def _freeze_hub_encoder(encoder, num_layers):
             f"Cannot freeze {num_layers!r} layers: this encoder has {encoder.num_layers} transformer layers, so "
             f"num_layers must be an int from 0 (embeddings only) to {encoder.num_layers} (every layer)."
         )
-    layer_of = {}
-    for variable in encoder._adopted_variables:
-        match = _HUB_LAYER_NAME.search(variable.name)
-        layer_of[id(variable)] = int(match.group(1)) if match else None
-    found = {index for index in layer_of.values() if index is not None}
-    if found != set(range(encoder.num_layers)):
-        raise ValueError(
-            f"Cannot freeze layers of the TF Hub encoder {encoder.handle!r}: its variables are not named per layer "
-            "('transformer/layer_N/...' as in published BERT encoders, found layers "
-            f"{sorted(found)} of {encoder.num_layers}). Freeze it whole with load_backbone(..., trainable=False), "
-            "or load a Hugging Face checkpoint of the model."
-        )
-    for variable in encoder._adopted_variables:
-        index = layer_of[id(variable)]
-        below = index < num_layers if index is not None else "pooler" not in variable.name
-        if below:
+    try:
+        depths = variable_depths(encoder, encoder.variables)
+    except ValueError as error:
+        raise ValueError(f"Cannot freeze layers of the TF Hub encoder {encoder.handle!r}: {error} Or freeze it whole "
+                         "with load_backbone(..., trainable=False).") from None
+    for variable, variable_depth in zip(encoder.variables, depths):
+        if variable_depth <= num_layers:  # the embeddings and blocks 1..num_layers; never the pooler
             variable.trainable = False

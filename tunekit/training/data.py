@@ -124,24 +124,31 @@ def epoch_seed(seed, epoch):
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] >> 1)
 
 
-def text_epochs(preprocessor, segments, labels, *, batch_size, seed, by_length=False):
-    """Training batches for a whole run: returns `batches(epoch)`, one epoch of `text_dataset(shuffle=True)`
-    batches in an order fixed by `seed` and `epoch` (see `epoch_seed`). Texts are tokenized once for all epochs.
+def shuffled_epochs(examples, count, *, batch_size, by_length=False):
+    """Training batches of cached `(token ids, label)` examples for a whole run: returns `batches(epoch, seed)`,
+    one epoch's padded batches in an order that is a function of `seed` and `epoch` only (see `epoch_seed`), so a
+    run resumed from a backup sees exactly the order the interrupted run saw."""
 
-    Example:
-
-    >>> batches = text_epochs(preprocessor, [texts], labels, batch_size=32, seed=0)   # doctest: +SKIP
-    >>> first_epoch = list(batches(0))                                                 # doctest: +SKIP
-    """
-    examples, count = _text_examples(preprocessor, segments, labels)
-
-    def batches(epoch):
+    def batches(epoch, seed):
         order = epoch_seed(seed, epoch)
         shuffled = examples.shuffle(count, seed=order, reshuffle_each_iteration=False)
         batched = _batch_and_pad(shuffled, batch_size, True, by_length=by_length, seed=order)
         return batched.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
 
     return batches
+
+
+def text_epochs(preprocessor, segments, labels, *, batch_size, by_length=False):
+    """Training batches of in-memory texts for a whole run (`shuffled_epochs`); texts are tokenized once, on the
+    first epoch, for all epochs.
+
+    Example:
+
+    >>> batches = text_epochs(preprocessor, [texts], labels, batch_size=32)   # doctest: +SKIP
+    >>> first_epoch = list(batches(0, seed=1))                                 # doctest: +SKIP
+    """
+    examples, count = _text_examples(preprocessor, segments, labels)
+    return shuffled_epochs(examples, count, batch_size=batch_size, by_length=by_length)
 
 
 def _has_labels(spec, num_segments):
@@ -178,11 +185,9 @@ def dataset_size_and_labels(dataset, num_segments):
     return len(labels), labels
 
 
-def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None,
-               by_length=False):
-    """A `tf.data.Dataset` of unbatched `(text, label)`, `((a, b), label)`, texts or `(a, b)` -> batches like
-    `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
-    """
+def _dataset_examples(preprocessor, dataset, num_segments, encode_label):
+    """A user's unbatched dataset -> (its `(token ids, label)` or token-id examples, tokenized in parallel on first
+    use and cached; whether it has labels). Raises a `TypeError` for elements of the wrong form."""
     spec = dataset.element_spec
     has_labels = _has_labels(spec, num_segments)
     text_spec = spec[0] if has_labels else spec
@@ -197,6 +202,7 @@ def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False
         )
     if not any(True for _ in dataset.take(1)):
         raise ValueError("The dataset is empty: it yields no elements.")
+
     def to_ids(texts, *labels):
         ids = preprocessor.encode(list(texts) if isinstance(texts, tuple) else [texts])
         if not labels:
@@ -207,6 +213,22 @@ def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False
     examples = (chunks.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE) if has_labels else chunks.map(
         lambda *texts: to_ids(texts if num_segments == 2 else texts[0]), num_parallel_calls=tf.data.AUTOTUNE)
     ).unbatch().cache()
+    return examples, has_labels
+
+
+def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None,
+               by_length=False):
+    """A `tf.data.Dataset` of unbatched `(text, label)`, `((a, b), label)`, texts or `(a, b)` -> batches like
+    `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
+    """
+    examples, has_labels = _dataset_examples(preprocessor, dataset, num_segments, encode_label)
     if shuffle:
         examples = examples.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     return _batch_and_pad(examples, batch_size, has_labels, by_length=shuffle and by_length, seed=seed)
+
+
+def dataset_epochs(preprocessor, dataset, num_segments, count, *, batch_size, encode_label=None, by_length=False):
+    """Training batches of a user's dataset of `count` labelled elements for a whole run (`shuffled_epochs`); the
+    texts are tokenized once, on the first epoch, for all epochs."""
+    examples, _ = _dataset_examples(preprocessor, dataset, num_segments, encode_label)
+    return shuffled_epochs(examples, count, batch_size=batch_size, by_length=by_length)

@@ -1,7 +1,11 @@
-"""The BERT fine-tuning optimizer: AdamW, linear warmup, then linear (or cosine) decay, gradient clipping.
+"""The BERT fine-tuning optimizer: AdamW, linear warmup, then linear (or cosine) decay, gradient clipping, and
+optionally layer-wise learning-rate decay.
 
-Built from Keras' own `AdamW`, `PolynomialDecay` and `CosineDecay`; the only addition is the warmup
-wrapper, which Keras lacks for non-cosine schedules.
+Built from Keras' own `AdamW`, `PolynomialDecay` and `CosineDecay`. Two additions: the warmup wrapper, which Keras
+lacks for non-cosine schedules, and `LayerwiseAdamW` for layer-wise learning-rate decay (Keras optimizers have
+one learning rate for all variables): the encoder's top block trains at `decay` times the head's rate, the block
+below at `decay**2`, ..., the embeddings at `decay**(L + 1)` (Clark et al. 2020, ELECTRA; Sun et al. 2019, "How
+to Fine-Tune BERT for Text Classification?"), so the general features of the lower layers change least.
 
 Example:
 
@@ -14,6 +18,11 @@ import keras
 from keras import ops
 
 SCHEDULES = ("linear", "cosine", "constant")
+
+
+def decays_weights(variable):
+    """Whether AdamW's weight decay applies: not to biases and LayerNorm parameters (rank <= 1)."""
+    return len(variable.shape) > 1
 
 
 @keras.saving.register_keras_serializable(package="tunekit")
@@ -52,6 +61,71 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="tunekit")
+class LayerwiseAdamW(keras.optimizers.Adam):
+    """AdamW whose learning rate is multiplied per variable: `learning_rate_multipliers[i]` for the i-th variable
+    it is built with. Decoupled weight decay scales with the variable's own rate, as in AdamW with one parameter
+    group per layer (PyTorch's way of doing this).
+
+    With every multiplier 1.0 it computes what `keras.optimizers.AdamW` computes (same state, same updates).
+
+    Example:
+
+    >>> variables = [keras.Variable([1.0, 1.0]), keras.Variable([1.0, 1.0])]
+    >>> optimizer = LayerwiseAdamW(learning_rate_multipliers=[0.5, 1.0], learning_rate=0.1, weight_decay=0.0)
+    >>> optimizer.apply([keras.ops.ones(2), keras.ops.ones(2)], variables)
+    >>> [round(float(v[0]), 4) for v in variables]   # Adam's first step moves each by its own learning rate
+    [0.95, 0.9]
+    """
+
+    def __init__(self, learning_rate_multipliers, weight_decay=0.004, **kwargs):
+        # Keras' decay uses one learning rate for all variables: it is applied in `update_step` instead.
+        super().__init__(weight_decay=None, **kwargs)
+        self.learning_rate_multipliers = [float(value) for value in learning_rate_multipliers]
+        self.decoupled_weight_decay = weight_decay
+
+    def build(self, variables):
+        if len(variables) != len(self.learning_rate_multipliers):
+            raise ValueError(f"LayerwiseAdamW has {len(self.learning_rate_multipliers)} learning-rate multipliers "
+                             f"but is built for {len(variables)} variables; give one per variable.")
+        super().build(variables)
+        self._decays = [decays_weights(variable) for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        learning_rate = ops.multiply(ops.cast(learning_rate, variable.dtype),
+                                     ops.cast(self.learning_rate_multipliers[index], variable.dtype))
+        if self.decoupled_weight_decay and self._decays[index]:  # before the Adam update, as Keras' AdamW does
+            rate = ops.multiply(learning_rate, ops.cast(self.decoupled_weight_decay, variable.dtype))
+            self.assign_sub(variable, ops.multiply(variable, rate))
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_multipliers": self.learning_rate_multipliers,
+                "weight_decay": self.decoupled_weight_decay}
+
+
+def layer_decay_multipliers(depths, num_layers, decay):
+    """Learning-rate multipliers from encoder depths (see `tunekit.backbones.depth`; None for the head's
+    variables): `decay ** (num_layers + 1 - depth)`, so the head and the pooler get 1.0.
+
+    >>> layer_decay_multipliers([0, 1, 2, 3, None], num_layers=2, decay=0.5)
+    [0.125, 0.25, 0.5, 1.0, 1.0]
+    """
+    top = num_layers + 1
+    return [1.0 if depth is None else float(decay) ** (top - min(depth, top)) for depth in depths]
+
+
+def check_layer_decay(layer_decay):
+    """`layer_decay` must be None or a number in (0, 1]."""
+    if layer_decay is None:
+        return None
+    if isinstance(layer_decay, bool) or not isinstance(layer_decay, numbers.Real) or not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay must be a number in (0, 1] (0.8-0.95 is usual; 1.0 turns it off), got "
+                         f"{layer_decay!r}.")
+    return float(layer_decay)
+
+
 def learning_rate_schedule(learning_rate, total_steps, *, warmup_ratio=0.1, schedule="linear"):
     """Peak `learning_rate`, reached after `warmup_ratio` of `total_steps`, then decayed to 0 by the end."""
     if schedule not in SCHEDULES:
@@ -70,7 +144,7 @@ def learning_rate_schedule(learning_rate, total_steps, *, warmup_ratio=0.1, sche
 
 
 def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01, warmup_ratio=0.1,
-                     schedule="linear", clipnorm=1.0, gradient_accumulation_steps=1):
+                     schedule="linear", clipnorm=1.0, gradient_accumulation_steps=1, learning_rate_multipliers=None):
     """Keras AdamW for BERT fine-tuning; no weight decay on biases and LayerNorm parameters.
 
     Args:
@@ -84,12 +158,14 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
         clipnorm: global gradient-norm clipping (None to disable).
         gradient_accumulation_steps: batches whose gradients are averaged before each update (Keras' own
             accumulation). Keras evaluates the schedule at the batch count, so `total_steps` counts batches.
+        learning_rate_multipliers: None, or one multiplier per variable of `variables` (a `LayerwiseAdamW`; see
+            `layer_decay_multipliers`).
     """
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(f"learning_rate must be a number such as 3e-5, got {type(learning_rate).__name__} {learning_rate!r}.")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}.")
-    optimizer = keras.optimizers.AdamW(
+    settings = dict(
         learning_rate=learning_rate_schedule(learning_rate, total_steps, warmup_ratio=warmup_ratio, schedule=schedule),
         weight_decay=weight_decay,
         beta_1=0.9,
@@ -98,5 +174,8 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
         global_clipnorm=clipnorm,
         gradient_accumulation_steps=gradient_accumulation_steps if gradient_accumulation_steps > 1 else None,
     )
-    optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) <= 1])
+    if learning_rate_multipliers is not None:
+        return LayerwiseAdamW(learning_rate_multipliers, **settings)
+    optimizer = keras.optimizers.AdamW(**settings)
+    optimizer.exclude_from_weight_decay(var_list=[v for v in variables if not decays_weights(v)])
     return optimizer

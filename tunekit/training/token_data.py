@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.texts import validate_texts
-from tunekit.training.data import trim_to_longest
+from tunekit.training.data import epoch_seed, trim_to_longest
 
 SENTENCES_PER_CALL = 256
 # An unassigned code point, 120 bytes long: BERT tokenizers replace a word over 100 bytes by [UNK], and
@@ -157,13 +157,12 @@ def tag_probabilities(preprocessor, core, words, *, unknown_id):
     return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(probabilities, first_pieces), words.row_lengths())
 
 
-def token_dataset(preprocessor, words, tags=None, *, batch_size, shuffle=False, seed=None):
-    """Words (from `sentence_words`) and tag ids (one int array per sentence) -> batches of
-    `(model inputs, labels, weights)` over the chunks, and the number of chunks.
+def token_examples(preprocessor, words, tags=None):
+    """Words (from `sentence_words`) and tag ids (one int array per sentence) -> the chunks as tensors
+    `(model inputs, labels, weights)`, aligned and packed once, in parallel in `tf.data`; and the number of chunks.
 
     Labels hold the word's tag id at its first word-piece and 0 elsewhere; weights are 1 at first pieces and 0
-    elsewhere. Without `tags` all labels are 0 (for prediction). Alignment and packing run once, in parallel in
-    `tf.data`; the batches are then cut to their longest chunk (rounded up to a multiple of 8).
+    elsewhere. Without `tags` all labels are 0 (for prediction).
     """
     unknown_id = unknown_token_id(preprocessor)
     lengths = [len(sentence) for sentence in words]
@@ -181,12 +180,36 @@ def token_dataset(preprocessor, words, tags=None, *, batch_size, shuffle=False, 
     ))
     parts = list(sentences.batch(SENTENCES_PER_CALL).map(encode, num_parallel_calls=tf.data.AUTOTUNE))
     examples = tf.nest.map_structure(lambda *values: tf.concat(values, axis=0), *parts)
+    return examples, int(examples[1].shape[0])
+
+
+def _chunk_batches(examples, batch_size, *, shuffle=False, seed=None):
     count = int(examples[1].shape[0])
     dataset = tf.data.Dataset.from_tensor_slices(examples)
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE), count
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def token_dataset(preprocessor, words, tags=None, *, batch_size, shuffle=False, seed=None):
+    """Words (from `sentence_words`) and tag ids -> batches of `(model inputs, labels, weights)` over the chunks
+    (see `token_examples`), each cut to its longest chunk (rounded up to a multiple of 8); and the number of
+    chunks."""
+    examples, count = token_examples(preprocessor, words, tags)
+    return _chunk_batches(examples, batch_size, shuffle=shuffle, seed=seed), count
+
+
+def token_epochs(preprocessor, words, tags, *, batch_size):
+    """Training batches of sentences for a whole run: returns `batches(epoch, seed)`, one epoch of shuffled
+    `token_dataset` batches in an order that is a function of `seed` and `epoch` only. The words are aligned
+    with their word-pieces once, for all epochs."""
+    examples, _ = token_examples(preprocessor, words, tags)
+
+    def batches(epoch, seed):
+        return _chunk_batches(examples, batch_size, shuffle=True, seed=epoch_seed(seed, epoch))
+
+    return batches
 
 
 def word_probabilities(core, dataset, words):

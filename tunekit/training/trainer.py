@@ -19,7 +19,6 @@ Token classification takes words and tags per sentence (see `tunekit.training.to
 [['B-PER', 'O', 'B-PER']]
 """
 
-import functools
 import math
 import random
 
@@ -27,17 +26,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tunekit.backbones.depth import variable_depths
 from tunekit.distributed import is_chief, read_tf_config
 from tunekit.inference import predict_texts, predict_words
 from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
 from tunekit.training.backup import BackupStore, check_backup_dir
 from tunekit.training.checkpoint import EpochCheckpoint
-from tunekit.training.data import (dataset_size_and_labels, epoch_seed, split_segments, text_dataset, text_epochs,
-                                   tf_dataset)
+from tunekit.training.data import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
+                                   text_epochs, tf_dataset)
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
-from tunekit.training.optimization import create_optimizer
-from tunekit.training.token_data import check_tags, sentence_words, token_dataset
+from tunekit.training.optimization import check_layer_decay, create_optimizer, layer_decay_multipliers
+from tunekit.training.token_data import check_tags, sentence_words, token_dataset, token_epochs
 
 
 def _positive_int(value, name):
@@ -93,6 +93,17 @@ def class_weight_vector(class_weight, task, num_classes, labels):
     return weights
 
 
+def encoder_learning_rate_multipliers(model, decay):
+    """One learning-rate multiplier per trainable variable of `model.core` for layer-wise decay: the head and the
+    encoder's pooler 1.0, its top block `decay`, ..., its embeddings `decay ** (num_layers + 1)`."""
+    encoder = model.encoder
+    trainable = model.core.trainable_variables
+    own = {id(variable) for variable in encoder.variables}
+    depths = iter(variable_depths(encoder, [variable for variable in trainable if id(variable) in own]))
+    return layer_decay_multipliers([next(depths) if id(variable) in own else None for variable in trainable],
+                                   encoder.num_layers, decay)
+
+
 class Trainer:
     """Fine-tunes a `TextModel` on raw texts.
 
@@ -129,6 +140,10 @@ class Trainer:
             (a word, for token classification) is multiplied by its class's weight.
         gradient_accumulation_steps: average the gradients of this many batches before each optimizer step:
             an effective batch of `batch_size * gradient_accumulation_steps` in the memory of one batch.
+        layer_decay: layer-wise learning-rate decay, a number in (0, 1]: the head and the pooler train at the
+            learning rate, the encoder's top block at `layer_decay` times it, the next block down at
+            `layer_decay**2`, ..., the embeddings at `layer_decay**(num_layers + 1)` (see
+            `tunekit.training.optimization`). None (default) trains every layer at the same rate.
 
     Under several workers (`python -m tunekit.distributed`), `batch_size` is the global batch: each of the N
     workers takes `batch_size / N` examples of it per step.
@@ -138,7 +153,7 @@ class Trainer:
                  warmup_ratio=0.1, schedule="linear", clipnorm=1.0, early_stopping_patience=None,
                  checkpoint_dir=None, callbacks=None, seed=None, group_by_length=False, jit_compile=False,
                  verbose="auto", backup_dir=None, backup_every=100, log_dir=None, log_every=10, class_weight=None,
-                 gradient_accumulation_steps=1):
+                 gradient_accumulation_steps=1, layer_decay=None):
         if not isinstance(model, TextModel):
             raise TypeError(f"Trainer needs a TextModel from tunekit.attach_head, got {type(model).__name__}.")
         self.model = model
@@ -162,6 +177,9 @@ class Trainer:
         self.log_every = _positive_int(log_every, "log_every")
         self.class_weight = class_weight
         self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
+        self.layer_decay = check_layer_decay(layer_decay)
+        if self.layer_decay is not None:  # an encoder whose layers cannot be told apart fails now
+            encoder_learning_rate_multipliers(model, self.layer_decay)
         if class_weight is not None:  # bad keys fail now, not after the data pipeline is built
             class_weight_vector(class_weight, self.task, self._num_outputs(), np.zeros([0], np.int64))
         # Fail on bad optimizer settings now rather than after the data pipeline is built.
@@ -182,35 +200,39 @@ class Trainer:
     def _batch_size(self, batch_size):
         return self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
 
-    def _dataset(self, x, y=None, *, shuffle=False, labels_required=True, batch_size=None):
-        """Validates the inputs and returns (batched dataset, number of examples: texts, or the chunks of the
-        sentences for a per-token task)."""
+    def _dataset(self, x, y=None, *, labels_required=True, batch_size=None):
+        """Validates evaluation or prediction inputs -> their batches, in order."""
         batch_size = self._batch_size(batch_size)
         if self.task.per_token:
             words, tags = self._words_and_tags(x, y, labels_required=labels_required)
-            return token_dataset(self.model.preprocessor, words, tags, batch_size=batch_size, shuffle=shuffle,
-                                 seed=self.seed)
+            return token_dataset(self.model.preprocessor, words, tags, batch_size=batch_size)[0]
         if isinstance(x, tf.data.Dataset):
-            if y is not None:
-                raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
+            count, _ = self._dataset_size_and_labels(x, y)
             dataset = tf_dataset(self.model.preprocessor, x, self.model.num_segments, batch_size=batch_size,
-                                 shuffle=shuffle, seed=self.seed, encode_label=self._label_encoder(),
-                                 by_length=self.group_by_length)
-            count, labels = dataset_size_and_labels(x, self.model.num_segments)
-            if labels is not None:
-                self.task.encode_labels(labels)  # the checks (and messages) of in-memory labels
-            return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))), count
-        segments = split_segments(x, self.model.num_segments)
-        labels = None
+                                 encode_label=self._label_encoder())
+            return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+        segments, labels = self._texts_and_labels(x, y, labels_required=labels_required)
+        return text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size)
+
+    def _dataset_size_and_labels(self, dataset, y):
+        """A user's `tf.data.Dataset` -> (its number of elements, its labels encoded, or None without labels),
+        read once and checked like in-memory labels, before any work."""
         if y is not None:
-            labels = self.task.encode_labels(y)
-            if len(labels) != len(segments[0]):
-                raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
-        elif labels_required:
-            raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
-        dataset = text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size,
-                               shuffle=shuffle, seed=self.seed, by_length=self.group_by_length)
-        return dataset, len(segments[0])
+            raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
+        count, labels = dataset_size_and_labels(dataset, self.model.num_segments)
+        return count, None if labels is None else self.task.encode_labels(labels)
+
+    def _texts_and_labels(self, x, y, *, labels_required=True):
+        """In-memory texts and labels -> (validated segments, encoded labels or None)."""
+        segments = split_segments(x, self.model.num_segments)
+        if y is None:
+            if labels_required:
+                raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
+            return segments, None
+        labels = self.task.encode_labels(y)
+        if len(labels) != len(segments[0]):
+            raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
+        return segments, labels
 
     def _words_and_tags(self, x, y=None, *, labels_required=True):
         """Per-token tasks: the words of every sentence, and their tag ids (None without `y`)."""
@@ -282,53 +304,32 @@ class Trainer:
                     f"{self.batch_size // replicas * replicas or replicas}.")
         return strategy
 
-    def _training_batches(self, x, y, seed):
-        """Validates the training data (before any work) -> (batches(epoch), the encoded labels).
+    def _training_batches(self, x, y):
+        """Validates the training data (before any work) -> (batches(epoch, seed), the encoded labels).
 
-        `batches(epoch)` gives that epoch's shuffled batches, in an order fixed by `seed` and the epoch.
+        `batches(epoch, seed)` gives that epoch's shuffled batches, in an order fixed by `seed` and the epoch; the
+        texts are tokenized (and words aligned with their pieces) once for all epochs.
         """
         preprocessor, batch_size = self.model.preprocessor, self.batch_size
         if self.task.per_token:
             words, tags = self._words_and_tags(x, y)
-
-            @functools.lru_cache(maxsize=1)  # fit asks for the first epoch twice (its size, then its batches)
-            def token_batches(epoch):
-                return token_dataset(preprocessor, words, tags, batch_size=batch_size, shuffle=True,
-                                     seed=epoch_seed(seed, epoch))[0]
-
-            return token_batches, tags
+            return token_epochs(preprocessor, words, tags, batch_size=batch_size), tags
         if isinstance(x, tf.data.Dataset):
-            if y is not None:
-                raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
-            count, labels = dataset_size_and_labels(x, self.model.num_segments)
+            count, labels = self._dataset_size_and_labels(x, y)
             if labels is None:
                 raise ValueError("Labels are missing: the dataset must yield (text, label) elements to train on.")
-            encoded = self.task.encode_labels(labels)  # the checks (and messages) of in-memory labels
-            encode_label, steps = self._label_encoder(), math.ceil(count / batch_size)
-
-            def batches(epoch):
-                dataset = tf_dataset(preprocessor, x, self.model.num_segments, batch_size=batch_size, shuffle=True,
-                                     seed=epoch_seed(seed, epoch), encode_label=encode_label,
-                                     by_length=self.group_by_length)
-                return dataset.apply(tf.data.experimental.assert_cardinality(steps))
-
-            return batches, encoded
-        segments = split_segments(x, self.model.num_segments)
-        if y is None:
-            raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
-        labels = self.task.encode_labels(y)
-        if len(labels) != len(segments[0]):
-            raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
-        return text_epochs(preprocessor, segments, labels, batch_size=batch_size, seed=seed,
-                           by_length=self.group_by_length), labels
+            return dataset_epochs(preprocessor, x, self.model.num_segments, count, batch_size=batch_size,
+                                  encode_label=self._label_encoder(), by_length=self.group_by_length), labels
+        segments, labels = self._texts_and_labels(x, y)
+        return text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length), labels
 
     def _validation(self, validation_data):
         if validation_data is None:
             return None
         if isinstance(validation_data, tf.data.Dataset):
-            return self._dataset(validation_data)[0]
+            return self._dataset(validation_data)
         if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-            return self._dataset(*validation_data)[0]
+            return self._dataset(*validation_data)
         raise ValueError("validation_data must be (texts, labels) or a tf.data.Dataset of (text, label).")
 
     def _start(self, steps_per_epoch, epochs, labels):
@@ -337,7 +338,9 @@ class Trainer:
         optimizer = create_optimizer(
             core.trainable_variables, learning_rate=self.learning_rate, total_steps=steps_per_epoch * max(self.epochs, epochs),
             weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
-            clipnorm=clipnorm_per_replica(self.clipnorm), gradient_accumulation_steps=self.gradient_accumulation_steps)
+            clipnorm=clipnorm_per_replica(self.clipnorm), gradient_accumulation_steps=self.gradient_accumulation_steps,
+            learning_rate_multipliers=None if self.layer_decay is None else encoder_learning_rate_multipliers(
+                self.model, self.layer_decay))
         if any(keras.backend.standardize_dtype(layer.compute_dtype) == "float16" for layer in core.layers):
             # float16 gradients underflow without loss scaling (bfloat16 has float32's range and needs none).
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -363,7 +366,7 @@ class Trainer:
         run = {"model": self.model.core.name, "task": self.task.get_config(), "num_segments": self.model.num_segments,
                "variables": [list(v.shape) for v in variables], "steps_per_epoch": steps_per_epoch,
                "batch_size": self.batch_size, "epochs": self._epochs_done + epochs,
-               "gradient_accumulation_steps": self.gradient_accumulation_steps}
+               "gradient_accumulation_steps": self.gradient_accumulation_steps, "layer_decay": self.layer_decay}
         return BackupStore(self.backup_dir, run)
 
     def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False):
@@ -397,11 +400,11 @@ class Trainer:
                 0 if strategy.num_replicas_in_sync > 1 else random.randrange(2**31))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
-        batches, labels = self._training_batches(x, y, self._run_seed)
+        batches, labels = self._training_batches(x, y)
         validation = self._validation(validation_data)
         callbacks = self._callbacks(validation is not None, chief)
         first_epoch, target = self._epochs_done, self._epochs_done + epochs
-        steps = int(batches(first_epoch).cardinality())
+        steps = int(batches(first_epoch, self._run_seed).cardinality())
         with strategy.scope():
             if self._loop is None:
                 if self.seed is not None:
@@ -414,7 +417,6 @@ class Trainer:
         if state is not None:
             self._epochs_done, step, self._run_seed = state["epoch"], state["step"], state["seed"]
             self.history, loss_sum, loss_steps = state["history"], state["loss_sum"], state["loss_steps"]
-            batches, _ = self._training_batches(x, y, self._run_seed)
 
         def save_backup():
             if backup is not None and chief:
@@ -434,7 +436,7 @@ class Trainer:
             if step == 0:
                 loop.reset_metrics()
                 loss_sum, loss_steps = 0.0, 0
-            for batch in batches(epoch).skip(step):
+            for batch in batches(epoch, self._run_seed).skip(step):
                 callback_list.on_train_batch_begin(step)
                 loss, metrics = loop.train_step(batch)
                 loss_sum, loss_steps, step = loss_sum + loss, loss_steps + 1, step + 1
@@ -469,8 +471,7 @@ class Trainer:
         if self.task.per_token:
             return self._word_probabilities(sentence_words(x, allow_empty=True), batch_size)
         if isinstance(x, tf.data.Dataset):
-            dataset, _ = self._dataset(x, labels_required=False, batch_size=batch_size)
-            return self.model.core.predict(dataset, verbose=0)
+            return self.model.core.predict(self._dataset(x, labels_required=False, batch_size=batch_size), verbose=0)
         segments = split_segments(x, self.model.num_segments)
         return predict_texts(self.model, segments, batch_size=self._batch_size(batch_size))
 
@@ -492,7 +493,7 @@ class Trainer:
             probabilities = self._word_probabilities(words, batch_size)
             loss = float(self.task.loss()(np.concatenate(tags), np.concatenate(probabilities)))
             return {"loss": loss, **self.task.evaluate(tags, probabilities)}
-        dataset, _ = self._dataset(x, y, batch_size=batch_size)
+        dataset = self._dataset(x, y, batch_size=batch_size)
         truth = np.concatenate([labels.numpy() for _, labels in dataset])
         predictions = predict_batches(self.model.core, dataset)
         loss = float(self.task.loss()(truth, predictions))
