@@ -125,6 +125,25 @@ def test_export_command_writes_the_same_serving_model(trained, serve):
                                serve(text=texts)["probabilities"].numpy(), atol=1e-6)
 
 
+def test_export_tflite_int8_records_its_cost_and_predicts_like_the_model(trained):
+    root, _, _ = trained
+    process = run_tunekit("export", "model", "int8", "--tflite", "int8", "--validation", "train.csv",
+                          "--text-column", "review", "--label-column", "sentiment", "-q", cwd=root)
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    assert result["export"] == str(root / "int8") and result["compression"] == "int8" and result["size_bytes"] > 0
+    assert result["accuracy"]["examples"] == 48 and abs(result["accuracy"]["delta"]["accuracy"]) <= 2 / 48
+    (root / "some.txt").write_text("The film was great and superb.\nThe plot was awful, boring.\n", encoding="utf-8")
+    labels = {}
+    for source in ("model", "int8"):
+        predicted = run_tunekit("predict", source, "some.txt", "-q", cwd=root)
+        assert predicted.returncode == 0, predicted.stderr
+        labels[source] = [json.loads(line)["label"] for line in predicted.stdout.splitlines()]
+    assert labels["int8"] == labels["model"] and len(labels["model"]) == 2
+    refused = run_tunekit("export", "model", "other", "--validation", "train.csv", cwd=root)
+    assert refused.returncode == 2 and "goes with --tflite" in refused.stderr and not (root / "other").exists()
+
+
 def test_predict_with_an_exported_model_reads_csv(trained, serve, capsys):
     import tensorflow as tf
 

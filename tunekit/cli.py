@@ -43,6 +43,7 @@ examples:
   tunekit predict my_serving reviews.csv --text-column review     # an exported model (SavedModel or TFLite)
   echo "A masterpiece." | tunekit predict my_model
   tunekit export my_model my_serving
+  tunekit export my_model my_int8 --tflite int8 --validation dev.csv   # LiteRT, int8 weights
   tunekit serve my_serving --port 8500 --api-key-file keys.txt
 
 A train config (YAML or JSON; keys are the arguments of load_backbone, attach_head and Trainer):
@@ -695,12 +696,34 @@ def command_export(args):
 
     with user_errors():
         check_replaceable(args.output)
+    if args.tflite is None and args.validation is not None:
+        raise UsageError("--validation measures what compression costs: it goes with --tflite.")
     model = load_saved_model(args.model, args)
     import tunekit as tk
 
-    status(args, f"exporting to {args.output}")
-    path = tk.export_model(model, args.output)
-    print(json.dumps({"export": path}))
+    if args.tflite is None:
+        status(args, f"exporting to {args.output}")
+        path = tk.export_model(model, args.output)
+        print(json.dumps({"export": path}))
+        return 0
+    from tunekit.deploy import export_tflite
+
+    validation = None
+    if args.validation is not None:
+        spec = data_spec(args.validation, {key: getattr(args, key) for key in ("text_column", "label_column",
+                                                                               "text_pair_column", "data_dir")
+                                           if getattr(args, key) is not None})
+        x, y, _ = read_labelled(spec, task=model.task.name)
+        validation = (x, y)
+    status(args, f"converting to a {args.tflite} LiteRT model in {args.output}")
+    with user_errors():  # a model whose ops cannot convert, labels that do not fit the model
+        path = export_tflite(model, args.output, compression=args.tflite, validation_data=validation,
+                             base=os.path.basename(os.path.normpath(args.model)))
+    from tunekit.deploy.artifact import read_manifest
+
+    manifest = read_manifest(path)
+    print(json.dumps({"export": path, "compression": args.tflite, "size_bytes": manifest.get("size_bytes"),
+                      "accuracy": manifest.get("accuracy")}, default=to_json))
     return 0
 
 
@@ -845,7 +868,16 @@ def build_parser():
         "export", parents=[common], help="write a serving SavedModel (raw strings in) from a saved model",
         description="Export a saved model as a self-contained SavedModel whose serving_default takes raw strings.")
     export.add_argument("model", help="folder of a saved model")
-    export.add_argument("output", help="folder to write the SavedModel to")
+    export.add_argument("output", help="folder to write the SavedModel (or the LiteRT model) to")
+    export.add_argument("--tflite", choices=("int8", "float16", "float32"), metavar="{int8,float16,float32}",
+                        help="write a LiteRT model with the tokenizer inside instead, with int8 (3.5-6x faster on "
+                             "CPU, 14%% of the size), float16 or float32 weights; see docs/deployment.md")
+    export.add_argument("--validation", metavar="DATA",
+                        help="with --tflite: labelled data (a file or DATASET[:SPLIT]) on which the manifest "
+                             "records the accuracy of the model and of the LiteRT model")
+    export.add_argument("--label-column", metavar="NAME", help="label column of --validation (default: label)")
+    export.add_argument("--data-dir", metavar="DIR", help="folder of a named dataset's files")
+    _add_text_columns(export)
     export.set_defaults(run=command_export)
 
     backbones = commands.add_parser(
