@@ -1,9 +1,10 @@
 """Shared fixtures: tiny TF Hub-format BERT models built once per test session.
 
-The published TF Hub models cannot be downloaded here, so the tests build their own with the same
-interface: a WordPiece preprocessor SavedModel (`tokenize`, `bert_pack_inputs`) and a 2-layer encoder
-SavedModel (`pooled_output`, `sequence_output`, `encoder_outputs`), both written by tunekit's own
-TF Hub-format writers.
+The published TF Hub models cannot be downloaded here, so the tests use two kinds of stand-ins:
+- `model_garden`: tiny encoders and a preprocessor exported by TF Model Garden's own exporter (the code that wrote
+  the published ones), committed as test data; tunekit converts such encoders to its native encoder;
+- `hub_models`: a look-alike with the same interface written by tunekit's own TF Hub-format writers, whose
+  variable names tunekit does not convert: it exercises the SavedModel (`HubEncoder`) fallback path.
 """
 
 import os
@@ -38,6 +39,23 @@ def hub_models(tmp_path_factory, vocab_file):
     save_hub_encoder(encoder, root / "encoder", vocab_file=vocab_file, do_lower_case=True)
     save_hub_preprocessor(vocab_file, root / "preprocessor", lower_case=True)
     return {"encoder": str(root / "encoder"), "preprocessor": str(root / "preprocessor")}
+
+
+MODEL_GARDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "model_garden")
+
+
+@pytest.fixture(scope="session")
+def model_garden():
+    """Paths of TF Hub encoders and a preprocessor exported by TF Model Garden's own code (the published format),
+    committed under tests/fixtures/model_garden by tests/fixtures/make_model_garden_encoders.py:
+    {"encoder": 2-layer BERT with tanh GELU, "exact_gelu": the same with exact GELU, "factorised": factorised
+    embeddings (not convertible), "preprocessor": bert_uncased_preprocess}."""
+    return {key: os.path.join(MODEL_GARDEN, name) for key, name in {
+        "encoder": "bert_uncased_L-2_H-32_A-4",
+        "exact_gelu": "bert_uncased_L-2_H-32_A-4_exact_gelu",
+        "factorised": "bert_uncased_L-2_H-32_A-4_E-16",
+        "preprocessor": "bert_uncased_preprocess",
+    }.items()}
 
 
 @pytest.fixture

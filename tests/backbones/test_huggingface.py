@@ -214,13 +214,20 @@ def test_rejects_vocabulary_larger_than_embedding_table(tmp_path):
 
 
 @pytest.mark.parametrize("config_update, message", [
-    ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new'.*only 'gelu'"),
+    ({"hidden_act": "relu"}, r"hidden_act 'relu'.*\['gelu', 'gelu_new', 'gelu_pytorch_tanh'\]"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key'"),
 ])
 def test_rejects_unsupported_configuration(tmp_path, config_update, message):
     folder = write_checkpoint(tmp_path / "tiny", config={**CONFIG, **config_update})
     with pytest.raises(ValueError, match=message):
         load_huggingface_checkpoint(folder)
+
+
+def test_tanh_gelu_checkpoints_get_the_approximate_activation(tmp_path):
+    exact, _, _ = load_huggingface_checkpoint(write_checkpoint(tmp_path / "exact"))
+    approximate, _, _ = load_huggingface_checkpoint(
+        write_checkpoint(tmp_path / "tanh", config={**CONFIG, "hidden_act": "gelu_new"}))
+    assert (exact.hidden_activation, approximate.hidden_activation) == ("gelu", "gelu_approximate")
 
 
 def test_rejects_wrong_shape_and_missing_weight(tmp_path):

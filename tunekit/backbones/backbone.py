@@ -14,9 +14,11 @@ import json
 import os
 
 import keras
+import numpy as np
 
-from tunekit.backbones.hub_encoder import HubEncoder
+from tunekit.backbones.hub_encoder import HubEncoder, load_saved_model
 from tunekit.backbones.hub_format import BACKBONE_INFO_FILE
+from tunekit.backbones.model_garden import NotConvertible, convert_saved_model_encoder
 from tunekit.backbones.registry import REGISTRY, get_spec
 from tunekit.backbones.resolve import is_saved_model_dir, is_url, resolve_handle
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
@@ -34,19 +36,40 @@ class Backbone:
         preprocessor: `tunekit.preprocessing.Preprocessor`, raw strings -> those inputs (padded to `seq_length`).
         name: the handle it was loaded from.
         pooling: the sentence vector heads use by default ("pooled", "mean" or "cls").
+        loaded_as: how the encoder was loaded: a native `BertEncoder` (converted from a TF Hub SavedModel, or
+            read from a Hugging Face checkpoint) or a `HubEncoder` over the SavedModel, and why.
     """
 
     encoder: keras.layers.Layer
     preprocessor: Preprocessor
     name: str
     pooling: str = "pooled"
+    loaded_as: str = ""
 
     @property
     def seq_length(self):
         return self.preprocessor.seq_length
 
+    def describe(self):
+        """A few lines saying what this backbone is: encoder path and size, preprocessor, `seq_length`, pooling.
 
-def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=True, preprocessor=None, dtype=None):
+        >>> print(tk.load_backbone("minilm-l6").describe())                    # doctest: +SKIP
+        minilm-l6: native BertEncoder read from the Hugging Face checkpoint '...'
+          encoder: BertEncoder, 6 layers, hidden 384, 22,713,216 weights
+          preprocessor: WordPiecePreprocessor, seq_length 128, pooling 'mean'
+        """
+        encoder = self.encoder
+        size = [f"{encoder.num_layers} layers"] if hasattr(encoder, "num_layers") else []
+        size += [f"hidden {encoder.hidden_size}"] if hasattr(encoder, "hidden_size") else []
+        size.append(f"{sum(int(np.prod(v.shape)) for v in encoder.weights):,} weights")
+        return (f"{self.name}: {self.loaded_as or type(encoder).__name__}\n"
+                f"  encoder: {type(encoder).__name__}, {', '.join(size)}\n"
+                f"  preprocessor: {type(self.preprocessor).__name__}, seq_length {self.seq_length}, "
+                f"pooling {self.pooling!r}")
+
+
+def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=True, preprocessor=None, dtype=None,
+                  native=None):
     """Loads a BERT-family encoder and its matching preprocessor.
 
     Args:
@@ -66,10 +89,16 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
         trainable: whether fine-tuning updates the encoder (False trains the head only).
         preprocessor: a preprocessor handle (URL or SavedModel directory) or `Preprocessor` layer that overrides
             the matching one, or supplies it where it cannot be found (an unregistered URL).
-        dtype: Keras dtype policy of a native encoder (Hugging Face checkpoints, `minilm-l6`), e.g.
-            `"mixed_bfloat16"` or `"mixed_float16"` to compute in 16 bits with float32 weights; heads always
-            compute in float32. TF Hub SavedModel encoders compute as they were saved (float32), so a
-            `dtype` other than float32 is an error for them.
+        dtype: Keras dtype policy of a native encoder (TF Hub BERT encoders, Hugging Face checkpoints,
+            `minilm-l6`), e.g. `"mixed_bfloat16"` or `"mixed_float16"` to compute in 16 bits with float32
+            weights; heads always compute in float32. An encoder left on the SavedModel path computes as it was
+            saved (float32), so a `dtype` other than float32 is an error for it.
+        native: for TF Hub SavedModel encoders: None (default) reads BERT encoders exported by TF Model Garden
+            (the published TF Hub / Kaggle BERTs) into tunekit's native `BertEncoder`, checked against the
+            SavedModel's own outputs, and keeps any other encoder on the SavedModel path (`HubEncoder`); True
+            requires the conversion (ValueError saying why it is impossible); False keeps the SavedModel path.
+            `backbone.loaded_as` / `backbone.describe()` say which path was taken. See docs/backbones.md for
+            what each path supports.
 
     Returns:
         A `Backbone`.
@@ -86,13 +115,16 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
     handle = os.fspath(handle)
     if not isinstance(trainable, bool):
         raise TypeError(f"trainable must be True or False, got {trainable!r}.")
+    if native not in (None, True, False):
+        raise TypeError(f"native must be None (convert when possible), True or False, got {native!r}.")
 
     pooling = "pooled"
     if handle in REGISTRY:
         spec = get_spec(handle)
         pooling = spec.pooling
         if spec.source == "python-package":
-            return _load_huggingface(_package_model_path(spec), handle, options, trainable, preprocessor, dtype)
+            return _load_huggingface(_package_model_path(spec), handle, options, trainable, preprocessor, dtype,
+                                         native)
         encoder_handle, default_preprocessor = spec.encoder, spec.preprocessor
     elif is_url(handle):
         encoder_handle = handle
@@ -102,7 +134,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
     elif os.path.isdir(os.path.expanduser(handle)):
         path = os.path.abspath(os.path.expanduser(handle))
         if os.path.isfile(os.path.join(path, "config.json")):
-            return _load_huggingface(path, handle, options, trainable, preprocessor, dtype)
+            return _load_huggingface(path, handle, options, trainable, preprocessor, dtype, native)
         if is_saved_model_dir(os.path.join(path, "encoder")):
             encoder_handle = os.path.join(path, "encoder")
             default_preprocessor = os.path.join(path, "preprocessor")
@@ -118,18 +150,52 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
             get_spec(handle)  # an unknown short name: raises, listing close names
         resolve_handle(handle, what="encoder")  # a missing directory: raises
 
-    if dtype not in (None, "float32"):
-        raise ValueError(
-            f"dtype={dtype!r} needs a native encoder: {handle!r} is a TF Hub SavedModel, whose graph computes in "
-            "float32. Load a Hugging Face checkpoint (or minilm-l6) for mixed precision, or leave dtype unset."
-        )
-    encoder = HubEncoder(encoder_handle, trainable=trainable, name="encoder")
+    encoder, loaded_as, carried_vocabulary = _saved_model_encoder(encoder_handle, handle, trainable, dtype, native)
     return _checked(Backbone(
         encoder=encoder,
-        preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, encoder, handle, options),
+        preprocessor=_matching_preprocessor(preprocessor, default_preprocessor, carried_vocabulary, handle, options),
         name=handle,
         pooling=pooling,
+        loaded_as=loaded_as,
     ))
+
+
+def _saved_model_encoder(encoder_handle, handle, trainable, dtype, native):
+    """(encoder, how it was loaded, (vocab_file, lower_case) the SavedModel carries or None) of a TF Hub encoder.
+
+    Model Garden's BERT encoders become native `BertEncoder`s (checked against the SavedModel's own outputs);
+    anything else, or `native=False`, stays a `HubEncoder` over the SavedModel."""
+    path = resolve_handle(encoder_handle, what="encoder")
+    module = load_saved_model(path)
+    reason = "native=False"
+    if native is not False:
+        try:
+            conversion = convert_saved_model_encoder(path, module=module, dtype=dtype)
+        except NotConvertible as error:
+            if native:
+                raise ValueError(
+                    f"{handle!r} cannot be read into tunekit's native encoder: {error}. Load it on the SavedModel "
+                    "path with native=False (docs/backbones.md lists what that path supports)."
+                ) from None
+            reason = f"not converted: {error}"
+        else:
+            conversion.encoder.trainable = trainable
+            carried = None if conversion.vocab_file is None else (conversion.vocab_file, conversion.lower_case)
+            return conversion.encoder, (
+                f"native BertEncoder converted from the TF Hub SavedModel {path!r} (outputs within "
+                f"{conversion.max_difference:.1e} of the SavedModel's; dropout from {conversion.dropout_source})"
+            ), carried
+    if dtype not in (None, "float32"):
+        raise ValueError(
+            f"dtype={dtype!r} needs a native encoder: {handle!r} stays a TF Hub SavedModel ({reason}), whose graph "
+            "computes in float32. Load a Model Garden BERT encoder or a Hugging Face checkpoint for mixed "
+            "precision, or leave dtype unset."
+        )
+    encoder = HubEncoder(encoder_handle, trainable=trainable, module=module, name="encoder")
+    carried = None
+    if hasattr(module, "vocab_file") and hasattr(module, "do_lower_case"):
+        carried = (module.vocab_file.asset_path.numpy().decode("utf-8"), bool(module.do_lower_case.numpy()))
+    return encoder, f"HubEncoder over the TF Hub SavedModel {path!r} ({reason})", carried
 
 
 def position_table_size(encoder):
@@ -153,7 +219,7 @@ def _checked(backbone):
     return backbone
 
 
-def _matching_preprocessor(override, default_handle, encoder, handle, options):
+def _matching_preprocessor(override, default_handle, carried_vocabulary, handle, options):
     if isinstance(override, Preprocessor):
         return override
     if override is not None:
@@ -161,13 +227,9 @@ def _matching_preprocessor(override, default_handle, encoder, handle, options):
     if default_handle is not None:
         return HubPreprocessor(default_handle, **options)
     # Published encoders carry their vocabulary and casing (the legacy `vocab_file` / `do_lower_case` extras).
-    module = encoder._module
-    if hasattr(module, "vocab_file") and hasattr(module, "do_lower_case"):
-        return WordPiecePreprocessor(
-            module.vocab_file.asset_path.numpy().decode("utf-8"),
-            lower_case=bool(module.do_lower_case.numpy()),
-            **options,
-        )
+    if carried_vocabulary is not None:
+        vocab_file, lower_case = carried_vocabulary
+        return WordPiecePreprocessor(vocab_file, lower_case=lower_case, **options)
     raise ValueError(
         f"No preprocessor is known for the encoder {handle!r}: pass preprocessor=<URL or SavedModel directory of "
         "its TF Hub preprocessing model>, e.g. 'https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3' for "
@@ -186,9 +248,12 @@ def _package_model_path(spec):
     return package.get_model_path()
 
 
-def _load_huggingface(path, handle, options, trainable, preprocessor, dtype):
+def _load_huggingface(path, handle, options, trainable, preprocessor, dtype, native):
     from tunekit.backbones.huggingface import load_huggingface_checkpoint
 
+    if native is False:
+        raise ValueError(f"native=False keeps a TF Hub SavedModel encoder on the SavedModel path; {handle!r} is a "
+                         "Hugging Face checkpoint, which tunekit always reads natively. Leave native unset.")
     encoder, vocabulary, lower_case = load_huggingface_checkpoint(path, dtype=dtype)
     encoder.trainable = trainable
     if not isinstance(preprocessor, Preprocessor):
@@ -199,4 +264,5 @@ def _load_huggingface(path, handle, options, trainable, preprocessor, dtype):
         )
     # Sentence-embedding checkpoints (all-MiniLM and kin) ship an untrained pooler; a masked mean of the token
     # vectors is what they were trained to produce, and it fine-tunes as well as the pooler on plain BERTs.
-    return _checked(Backbone(encoder=encoder, preprocessor=preprocessor, name=handle, pooling="mean"))
+    return _checked(Backbone(encoder=encoder, preprocessor=preprocessor, name=handle, pooling="mean",
+                             loaded_as=f"native BertEncoder read from the Hugging Face checkpoint {path!r}"))

@@ -1,8 +1,9 @@
 """A native Keras 3 BERT encoder with the inputs and outputs of a TF Hub BERT encoder.
 
 The architecture is the one of Hugging Face ``BertModel`` (and of the original Google BERT): word, position and
-token-type embeddings, LayerNorm, then post-LayerNorm transformer blocks with exact (erf) GELU, then a tanh pooler
-on the first token. Written with ``keras.ops`` and Keras layers only, so it follows Keras dtype policies (mixed
+token-type embeddings, LayerNorm, then post-LayerNorm transformer blocks with GELU (exact, as Hugging Face
+checkpoints compute it, or its tanh approximation, as Google's published TF Hub BERTs do), then a tanh pooler on
+the first token. Written with ``keras.ops`` and Keras layers only, so it follows Keras dtype policies (mixed
 precision) and compiles with XLA.
 
 Example:
@@ -27,6 +28,9 @@ from keras import ops
 # dtype policy (it would overflow float16, which is why the scores are cast up first).
 _MASKED_SCORE = -1e9
 
+# `hidden_activation` values: exact (erf) GELU, and the tanh approximation of Google's BERT and TF Model Garden.
+ACTIVATIONS = ("gelu", "gelu_approximate")
+
 # The dense projections of a block, by sublayer name: what LoRA adapters can target (see `tunekit.peft`).
 PROJECTIONS = ("query", "key", "value", "attention_output", "intermediate", "output_dense")
 
@@ -45,8 +49,9 @@ class BertTransformerBlock(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size, num_heads, intermediate_size, dropout, attention_dropout, layer_norm_epsilon,
-                 **kwargs):
+                 hidden_activation="gelu", **kwargs):
         super().__init__(**kwargs)
+        self.approximate_gelu = hidden_activation == "gelu_approximate"
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.head_size = hidden_size // num_heads
@@ -116,7 +121,7 @@ class BertTransformerBlock(keras.layers.Layer):
         hidden = self.attention_layer_norm(hidden + attended)
 
         intermediate = keras.activations.gelu(self._project(self.intermediate, hidden, lora, training),
-                                              approximate=False)
+                                              approximate=self.approximate_gelu)
         transformed = self.output_dropout(self._project(self.output_dense, intermediate, lora, training),
                                           training=training)
         return self.output_layer_norm(hidden + transformed)
@@ -137,6 +142,8 @@ class BertEncoder(keras.layers.Layer):
         dropout: dropout rate on embeddings and block outputs (applied only when called with `training=True`).
         attention_dropout: dropout rate on attention probabilities.
         layer_norm_epsilon: epsilon of every LayerNorm.
+        hidden_activation: `"gelu"` (exact, erf-based: Hugging Face checkpoints) or `"gelu_approximate"` (the tanh
+            approximation: Google's BERT checkpoints and the TF Hub encoders exported by TF Model Garden).
         num_frozen_layers: None (everything trains), or N in 0..num_layers: the embeddings and the bottom N blocks
             are frozen and no gradient flows below block N (see `freeze_bottom`).
 
@@ -160,10 +167,13 @@ class BertEncoder(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
                  max_sequence_length=512, type_vocabulary_size=2, dropout=0.1, attention_dropout=0.1,
-                 layer_norm_epsilon=1e-12, num_frozen_layers=None, **kwargs):
+                 layer_norm_epsilon=1e-12, num_frozen_layers=None, hidden_activation="gelu", **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads}).")
+        if hidden_activation not in ACTIVATIONS:
+            raise ValueError(f"hidden_activation must be one of {ACTIVATIONS}, got {hidden_activation!r}.")
+        self.hidden_activation = hidden_activation
         self.vocabulary_size = vocabulary_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -189,7 +199,8 @@ class BertEncoder(keras.layers.Layer):
         self.embeddings_dropout = keras.layers.Dropout(dropout, name="embeddings_dropout", **sublayer_args)
         self.transformer_blocks = [
             BertTransformerBlock(hidden_size, num_heads, intermediate_size, dropout, attention_dropout,
-                                 layer_norm_epsilon, name=f"transformer_block_{index}", **sublayer_args)
+                                 layer_norm_epsilon, hidden_activation, name=f"transformer_block_{index}",
+                                 **sublayer_args)
             for index in range(num_layers)
         ]
         self.pooler = keras.layers.Dense(hidden_size, activation="tanh", kernel_initializer=_weight_initializer(),
@@ -287,6 +298,7 @@ class BertEncoder(keras.layers.Layer):
             attention_dropout=self.attention_dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
             num_frozen_layers=self.num_frozen_layers,
+            hidden_activation=self.hidden_activation,
         )
         return config
 

@@ -26,6 +26,11 @@ from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 ENCODER_OUTPUT_KEYS = ("pooled_output", "sequence_output")
 
 
+def load_saved_model(path):
+    """The TF Hub SavedModel in local folder `path`, loaded (`hub.load`)."""
+    return hub.load(path)
+
+
 def keras_variable_name(tf_name):
     """A tf.Variable name such as `transformer/layer_0/bias:0` as a Keras variable name."""
     return re.sub(r"[^A-Za-z0-9_.-]", ".", re.sub(r":\d+$", "", tf_name))
@@ -54,15 +59,16 @@ class HubEncoder(keras.layers.Layer):
     Args:
         handle: a tfhub.dev/Kaggle URL or a local directory of a TF Hub encoder SavedModel.
         trainable: whether fine-tuning updates the encoder's weights.
+        module: the SavedModel already loaded from `handle` (`load_saved_model`), to save loading it twice.
     """
 
-    def __init__(self, handle, trainable=True, **kwargs):
+    def __init__(self, handle, trainable=True, module=None, **kwargs):
         super().__init__(**kwargs)
         self.handle = handle
         path = resolve_handle(handle, what="encoder")
         # The local SavedModel directory: `tunekit.save_model` copies it into the saved folder.
         self.source_path = path
-        module = hub.load(path)
+        module = load_saved_model(path) if module is None else module
         if not callable(module) or not hasattr(module, "variables") or not hasattr(module, "trainable_variables"):
             raise ValueError(
                 f"{handle!r} is not a TF Hub encoder: a TF Hub text encoder is callable and exposes .variables "

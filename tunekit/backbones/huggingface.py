@@ -25,6 +25,8 @@ SUPPORTED = ("BERT-architecture checkpoints: a folder with config.json (model_ty
              "model.safetensors")
 _BERT_PREFIX = "bert."
 _POOLER_NAMES = ("pooler.dense.weight", "pooler.dense.bias")
+# Hugging Face `hidden_act` names -> `BertEncoder(hidden_activation=...)`.
+_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate", "gelu_pytorch_tanh": "gelu_approximate"}
 
 
 def load_huggingface_checkpoint(path, *, dtype=None):
@@ -38,7 +40,7 @@ def load_huggingface_checkpoint(path, *, dtype=None):
     uppercase token (besides bracketed special tokens such as ``[CLS]``).
 
     Raises ValueError, before building anything, for a missing folder or file, another architecture, weights
-    only in `pytorch_model.bin`/`tf_model.h5`, an activation other than exact GELU, or a weight of the wrong shape.
+    only in `pytorch_model.bin`/`tf_model.h5`, an activation other than GELU (exact or tanh), or a weight of the wrong shape.
     If the checkpoint has no pooler weights, the pooler keeps its random initialisation and a warning says so.
     """
     folder = pathlib.Path(path)
@@ -60,6 +62,7 @@ def load_huggingface_checkpoint(path, *, dtype=None):
         dropout=config.get("hidden_dropout_prob", 0.1),
         attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
         layer_norm_epsilon=config.get("layer_norm_eps", 1e-12),
+        hidden_activation=_ACTIVATIONS[config.get("hidden_act", "gelu")],
         dtype=dtype,
     )
     encoder.build()
@@ -87,9 +90,9 @@ def _read_bert_config(folder):
     if model_type != "bert":
         raise ValueError(f"{config_file} has model_type {model_type!r}; tunekit reads {SUPPORTED}.")
     hidden_act = config.get("hidden_act", "gelu")
-    if hidden_act != "gelu":
-        raise ValueError(f"{config_file} has hidden_act {hidden_act!r}; tunekit's BertEncoder implements only "
-                         "'gelu' (exact, erf-based GELU).")
+    if hidden_act not in _ACTIVATIONS:
+        raise ValueError(f"{config_file} has hidden_act {hidden_act!r}; tunekit's BertEncoder implements "
+                         f"{sorted(_ACTIVATIONS)} (exact GELU and its tanh approximation).")
     position_embedding_type = config.get("position_embedding_type", "absolute")
     if position_embedding_type != "absolute":
         raise ValueError(f"{config_file} has position_embedding_type {position_embedding_type!r}; tunekit's "
