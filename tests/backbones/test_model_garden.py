@@ -150,3 +150,109 @@ def test_model_on_a_converted_encoder_trains_saves_and_reloads_without_the_tf_hu
     reloaded = tk.load_model(tmp_path / "model")
     assert isinstance(reloaded.encoder, BertEncoder)
     np.testing.assert_allclose(reloaded.predict(texts), expected, atol=1e-6)
+
+
+# The rest of the product on a converted encoder: LoRA, freezing with the backward pass cut, layer dropping,
+# int8 LiteRT. (Multi-worker training and exact resume with dropout: tests/distributed, tests/training.)
+
+def classifier(model_garden, **options):
+    backbone = tk.load_backbone(model_garden["encoder"], seq_length=16, **options)
+    return backbone, tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=0)
+
+
+def test_lora_on_a_converted_encoder_trains_only_the_adapters(model_garden):
+    backbone = tk.load_backbone(model_garden["encoder"], seq_length=16)
+    model = tk.attach_head(tk.peft.enable_lora(backbone, rank=4, seed=0), "classification", num_classes=2, seed=0)
+    base = [v.numpy() for v in backbone.encoder.weights]
+    adapters = [v for v in model.encoder.trainable_weights if "lora" in v.path]
+    assert adapters and len(adapters) == len(model.encoder.trainable_weights)
+    before = [v.numpy() for v in adapters]
+    tk.Trainer(model, learning_rate=1e-2, epochs=1, batch_size=8, seed=0, verbose=0).fit(*sentiment_texts(16))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(base, backbone.encoder.weights))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, adapters))
+
+
+def test_freezing_a_converted_encoder_cuts_the_backward_pass(model_garden):
+    backbone, model = classifier(model_garden)
+    tk.peft.freeze_layers(model, 1)
+    assert backbone.encoder.num_frozen_layers == 1
+    inputs = backbone_inputs(model_garden)
+    with tf.GradientTape() as tape:
+        tape.watch(backbone.encoder.word_embeddings.embeddings.value)
+        loss = tf.reduce_sum(model.core(inputs, training=True)[0] if isinstance(model.core(inputs), list)
+                             else model.core(inputs, training=True))
+    # No gradient reaches the frozen embeddings: the graph below block 1 is not differentiated at all.
+    assert tape.gradient(loss, backbone.encoder.word_embeddings.embeddings.value) is None
+    frozen = {v.path for v in backbone.encoder.non_trainable_weights}
+    assert any("transformer_block_0" in path for path in frozen)
+    assert not any("transformer_block_1" in path for path in frozen)
+
+
+def test_drop_layers_of_a_converted_encoder_keeps_the_bottom_layers(model_garden):
+    backbone = tk.load_backbone(model_garden["encoder"], seq_length=16)
+    small = tk.backbones.drop_layers(backbone, keep=1)
+    assert small.encoder.num_layers == 1 and small.encoder.hidden_activation == "gelu_approximate"
+    inputs = backbone_inputs(model_garden)
+    np.testing.assert_allclose(small.encoder(inputs)["sequence_output"],
+                               backbone.encoder(inputs)["encoder_outputs"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("published_preprocessor", [False, True])
+def test_int8_litert_export_of_a_model_on_a_converted_encoder(model_garden, tmp_path, published_preprocessor):
+    options = {"preprocessor": model_garden["preprocessor"]} if published_preprocessor else {}
+    _, model = classifier(model_garden, **options)
+    texts, labels = sentiment_texts(32, seed=5)
+    tk.Trainer(model, learning_rate=1e-3, epochs=2, batch_size=8, seed=0, verbose=0).fit(texts, labels)
+    tk.deploy.export_tflite(model, tmp_path / "int8", compression="int8")
+    artifact = tk.deploy.load_artifact(tmp_path / "int8")
+    expected = model.predict(texts)
+    actual = artifact.predict(texts)["probabilities"]
+    assert float(np.max(np.abs(actual - expected))) < 0.05
+    assert (actual.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+# An encoder of another structure stays a HubEncoder: each feature either works or is refused before any work,
+# with tunekit's message rather than an assertion from inside the SavedModel's graph.
+
+def test_on_the_saved_model_path_unsupported_features_are_refused_before_any_work(model_garden, tmp_path):
+    backbone = tk.load_backbone(model_garden["factorised"], seq_length=16)
+    model = tk.attach_head(backbone, "classification", num_classes=2, seed=0)
+    with pytest.raises(ValueError, match=r"Exact resume from backups \(backup_dir\) needs tunekit's native encoder.*"
+                                         r"dropout.*trainable=False"):
+        tk.Trainer(model, backup_dir=tmp_path / "backups")
+    with pytest.raises(ValueError, match="LiteRT export needs tunekit's native encoder"):
+        tk.deploy.export_tflite(model, tmp_path / "int8")
+    with pytest.raises(TypeError, match="LoRA needs tunekit's native BertEncoder"):
+        tk.peft.enable_lora(backbone)
+    with pytest.raises(TypeError, match="drop_layers needs a native BertEncoder"):
+        tk.backbones.drop_layers(backbone, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    frozen = tk.attach_head(tk.load_backbone(model_garden["factorised"], seq_length=16, trainable=False),
+                            "classification", num_classes=2)
+    tk.Trainer(frozen, backup_dir=tmp_path / "backups")  # no dropout runs in a frozen SavedModel: resume is exact
+
+
+MULTI_WORKER_SCRIPT = """
+import sys
+import tunekit as tk
+from sample_texts import sentiment_texts
+backbone = tk.load_backbone(sys.argv[1], seq_length=16)
+model = tk.attach_head(backbone, "classification", num_classes=2)
+tk.Trainer(model, batch_size=8, epochs=1, verbose=0).fit(*sentiment_texts(16))
+"""
+
+
+def test_several_workers_on_the_saved_model_path_are_refused_with_tunekits_message(model_garden, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(MULTI_WORKER_SCRIPT)
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "tunekit.distributed", "--workers", "2", str(script),
+                             model_garden["factorised"]], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": tests})
+    assert result.returncode != 0
+    assert "Training on several replicas needs tunekit's native encoder" in result.stderr
+    assert "placeholder" not in result.stderr

@@ -52,6 +52,24 @@ def adopt_variable(tf_variable, trainable):
     return variable
 
 
+# Why a SavedModel encoder cannot train on several replicas (MultiWorkerMirroredStrategy, MirroredStrategy).
+SEVERAL_REPLICAS = ("Training on several replicas", "a SavedModel's functions were traced for one device and fail "
+                    "inside a distribution strategy's replicas. Train it in one process")
+
+
+def refuse_saved_model_encoder(encoder, feature, why):
+    """Raises a ValueError, before any work, when `feature` meets a `HubEncoder`, which cannot provide it (`why`)."""
+    if isinstance(encoder, HubEncoder):
+        raise ValueError(_not_native_message(encoder.handle, feature, why))
+
+
+def _not_native_message(handle, feature, why):
+    return (f"{feature} needs tunekit's native encoder, but this model's encoder is a HubEncoder over the TF Hub "
+            f"SavedModel {handle!r}: {why}. TF Hub BERT encoders exported by TF Model Garden (the published ones) "
+            "load as native encoders (load_backbone without native=False); encoders of other structures stay on the "
+            "SavedModel path (docs/backbones.md lists what that path supports).")
+
+
 @keras.saving.register_keras_serializable(package="tunekit")
 class HubEncoder(keras.layers.Layer):
     """A TF Hub BERT-family encoder (dict of int32 inputs -> `pooled_output`, `sequence_output`, ...).
@@ -65,6 +83,8 @@ class HubEncoder(keras.layers.Layer):
     def __init__(self, handle, trainable=True, module=None, **kwargs):
         super().__init__(**kwargs)
         self.handle = handle
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise ValueError(_not_native_message(handle, *SEVERAL_REPLICAS))
         path = resolve_handle(handle, what="encoder")
         # The local SavedModel directory: `tunekit.save_model` copies it into the saved folder.
         self.source_path = path

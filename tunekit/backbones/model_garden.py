@@ -26,6 +26,7 @@ Example:
 (2, 'gelu_approximate', True)
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -246,7 +247,11 @@ def probe_inputs(vocabulary_size, length=12):
 def _max_difference(module, encoder):
     """Largest |native - SavedModel| over `sequence_output`, `pooled_output` and every `encoder_outputs` entry."""
     inputs = probe_inputs(encoder.vocabulary_size, min(12, encoder.max_sequence_length))
-    expected = module({key: tf.constant(inputs[key]) for key in MODEL_INPUT_KEYS}, training=False)
+    # A SavedModel's functions fail inside a distribution strategy's scope (python -m tunekit.distributed builds
+    # the model in one); scopes are per thread, so the SavedModel runs in a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        expected = thread.submit(module, {key: tf.constant(inputs[key]) for key in MODEL_INPUT_KEYS},
+                                 training=False).result()
     actual = encoder(inputs, training=False)
     pairs = [(expected["sequence_output"], actual["sequence_output"]),
              (expected["pooled_output"], actual["pooled_output"])]

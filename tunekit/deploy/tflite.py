@@ -72,6 +72,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
     Raises:
         ValueError: bad arguments, or a model that cannot convert (naming the ops), before anything is written.
     """
+    from tunekit.backbones.hub_encoder import refuse_saved_model_encoder
     from tunekit.model import TextModel
 
     if not isinstance(model, TextModel):
@@ -80,6 +81,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}.")
     if base is not None and not isinstance(base, str):
         raise TypeError(f"base must be a string naming the source model, got {type(base).__name__}.")
+    refuse_saved_model_encoder(model.encoder, "LiteRT export", "its graph holds ops that LiteRT has no kernel for")
     validation = _validation_segments(model, validation_data) if validation_data is not None else None
     check_replaceable(path)  # a user's folder is refused before the (slow) conversion
     flat, custom_ops = convert(model, compression)
@@ -225,20 +227,20 @@ def fast_tokenizer(preprocessor):
     """A tensorflow-text `FastBertTokenizer` equivalent to the model's WordPiece preprocessor, and its special ids."""
     import tensorflow_text as text
 
-    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor, read_vocabulary
+    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
 
     if isinstance(preprocessor, WordPiecePreprocessor):
         vocabulary, lower_case = preprocessor.vocabulary, preprocessor.lower_case
     else:
-        module = getattr(preprocessor, "_module", None)
-        if not (hasattr(module, "vocab_file") and hasattr(module, "do_lower_case")):
+        equivalent = getattr(preprocessor, "wordpiece_vocabulary", lambda: None)()
+        if equivalent is None:
             raise ValueError(
                 f"TFLite export needs a WordPiece tokenizer it can rebuild with LiteRT ops; the model's preprocessor "
-                f"({type(preprocessor).__name__} {getattr(preprocessor, 'handle', '')!r}) carries no vocab.txt. Use a "
-                "native backbone (a Hugging Face BERT checkpoint, minilm-l6) or serve a SavedModel (export_model)."
+                f"({type(preprocessor).__name__} {getattr(preprocessor, 'handle', '')!r}) carries no vocab.txt that "
+                "reproduces its token ids. Load the backbone without preprocessor= (the encoder's own vocabulary), "
+                "or serve a SavedModel (export_model)."
             )
-        vocabulary = read_vocabulary(module.vocab_file.asset_path.numpy().decode("utf-8"))
-        lower_case = bool(module.do_lower_case.numpy())
+        vocabulary, lower_case = equivalent
     special = preprocessor.special_tokens
     tokenizer = text.FastBertTokenizer(
         vocab=list(vocabulary), lower_case_nfd_strip_accents=lower_case, token_out_type="int32",

@@ -50,6 +50,38 @@ class HubPreprocessor(Preprocessor):
     def special_tokens(self):
         return dict(self._special_tokens)
 
+    def wordpiece_vocabulary(self):
+        """(vocabulary tokens in id order, lower_case) of a WordPiece tokenizer that gives this preprocessor's ids,
+        or None when they cannot be told (used to rebuild the tokenizer with LiteRT ops).
+
+        Older TF Hub preprocessors expose `vocab_file` and `do_lower_case`; Model Garden's keep `vocab.txt` as an
+        asset but record no casing, so the casing is the one whose ids equal this SavedModel's own on probe texts.
+        """
+        import os
+
+        import tensorflow as tf
+        import tensorflow_text as text
+
+        from tunekit.preprocessing.wordpiece import read_vocabulary
+
+        module = self._module
+        if hasattr(module, "vocab_file") and hasattr(module, "do_lower_case"):
+            return (read_vocabulary(module.vocab_file.asset_path.numpy().decode("utf-8")),
+                    bool(module.do_lower_case.numpy()))
+        vocab_file = os.path.join(self.source_path, "assets", "vocab.txt")
+        if not os.path.isfile(vocab_file):
+            return None
+        vocabulary = read_vocabulary(vocab_file)
+        probe = tf.constant(["The CAT sat. Déjà vu, naïve Ärger!", "hello WORLD 123 ##s [CLS]", "ÉCOLE école"])
+        expected = self._module.tokenize(probe).merge_dims(1, 2)
+        for lower_case in (True, False):
+            tokenizer = text.FastBertTokenizer(vocab=list(vocabulary), lower_case_nfd_strip_accents=lower_case,
+                                               token_out_type="int32", unknown_token="[UNK]")
+            actual = tokenizer.tokenize(probe)
+            if expected.to_list() == actual.to_list():
+                return vocabulary, lower_case
+        return None
+
     def tokenize(self, strings):
         return self._module.tokenize(strings)
 

@@ -31,6 +31,7 @@ from tunekit.distributed import is_chief, read_tf_config
 from tunekit.inference import predict_texts, predict_words
 from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
+from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
 from tunekit.training.backup import BackupStore, check_backup_dir
 from tunekit.training.checkpoint import EpochCheckpoint
 from tunekit.training.data import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
@@ -172,6 +173,12 @@ class Trainer:
         self.jit_compile = jit_compile
         self.verbose = verbose
         self.backup_dir = None if backup_dir is None else check_backup_dir(backup_dir)
+        if self.backup_dir is not None and model.encoder.trainable:
+            refuse_saved_model_encoder(
+                model.encoder, "Exact resume from backups (backup_dir)",
+                "its dropout draws random numbers inside the SavedModel's graph, where a backup cannot save or "
+                "restore them, so a resumed run would differ from an uninterrupted one. Freeze it "
+                "(load_backbone(..., trainable=False)) or train without backup_dir")
         self.backup_every = _positive_int(backup_every, "backup_every")
         self.log_dir = log_dir
         self.log_every = _positive_int(log_every, "log_every")
@@ -292,6 +299,7 @@ class Trainer:
                 "the model is built), or build the model and the Trainer inside strategy.scope().")
         replicas = strategy.num_replicas_in_sync
         if replicas > 1:
+            refuse_saved_model_encoder(self.model.encoder, *SEVERAL_REPLICAS)
             variable = self.model.core.trainable_variables[0]
             if not strategy.extended.variable_created_in_scope(getattr(variable, "value", variable)):
                 raise ValueError(
