@@ -4,7 +4,12 @@ The fixtures were written by Model Garden's own exporter (tests/fixtures/make_mo
 they have the published variable names, signatures, assets and activation.
 """
 
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +23,7 @@ from tunekit.backbones.model_garden import TOLERANCE, NotConvertible, convert_sa
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
 
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_on_encoder.py")
 # Varied texts: casing, accents, punctuation, unknown words, empty, long enough to be truncated at 24 tokens.
 TEXTS = ["The movie was very good!", "bad", "", "Superb acting, LOVELY plot... the film is boring?",
          "Café déjà vu: the actors were awful, awful, awful and the plot was quite dull and very very poor indeed",
@@ -232,27 +238,39 @@ def test_on_the_saved_model_path_unsupported_features_are_refused_before_any_wor
     tk.Trainer(frozen, backup_dir=tmp_path / "backups")  # no dropout runs in a frozen SavedModel: resume is exact
 
 
-MULTI_WORKER_SCRIPT = """
-import sys
-import tunekit as tk
-from sample_texts import sentiment_texts
-backbone = tk.load_backbone(sys.argv[1], seq_length=16)
-model = tk.attach_head(backbone, "classification", num_classes=2)
-tk.Trainer(model, batch_size=8, epochs=1, verbose=0).fit(*sentiment_texts(16))
-"""
-
-
 def test_several_workers_on_the_saved_model_path_are_refused_with_tunekits_message(model_garden, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "train.py"
-    script.write_text(MULTI_WORKER_SCRIPT)
-    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-m", "tunekit.distributed", "--workers", "2", str(script),
-                             model_garden["factorised"]], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": tests})
+    result = subprocess.run([sys.executable, "-m", "tunekit.distributed", "--workers", "2", TRAIN_SCRIPT,
+                             model_garden["factorised"], str(tmp_path / "weights.npz")],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "Training on several replicas needs tunekit's native encoder" in result.stderr
     assert "placeholder" not in result.stderr
+
+
+def test_kill_9_then_rerun_resumes_a_converted_encoder_exactly_with_dropout_on(model_garden, tmp_path):
+    """The encoder's dropout (0.1, from the export) and the head's run in Keras, whose seed state the backups keep."""
+    from train_on_encoder import STEPS
+
+    def weights(file):
+        with np.load(file) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    base = [sys.executable, TRAIN_SCRIPT, model_garden["encoder"]]
+    uninterrupted = subprocess.run(base + [str(tmp_path / "uninterrupted.npz")], capture_output=True, text=True,
+                                   timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    kill_at = random.randint(3, STEPS - 3)
+    command = base + [str(tmp_path / "resumed.npz"), "--backup", str(tmp_path / "backup")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in child.stdout:
+        if line.strip() == f"step {kill_at}":
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    assert child.wait(timeout=300) == -signal.SIGKILL, "the child finished before it was killed"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    first_step = int(rerun.stdout.split()[1])
+    assert first_step > 1, "the rerun started from scratch instead of resuming"
+    expected, resumed = weights(tmp_path / "uninterrupted.npz"), weights(tmp_path / "resumed.npz")
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(expected, resumed))
+    assert difference <= 1e-6, f"killed at step {kill_at}, resumed at step {first_step}: max |diff| {difference}"
