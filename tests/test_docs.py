@@ -35,9 +35,10 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def example_globals(hub_models):
+def example_globals(hub_models, model_garden):
     """What docstring examples may use without defining it: `tk`, `tf`, `np`, and a tiny `backbone`, `model`
-    (classification, labels "neg"/"pos"), `texts` and `labels` (the examples' stand-ins for a real encoder and data)."""
+    (classification, labels "neg"/"pos"), `texts` and `labels` (the examples' stand-ins for a real encoder and data),
+    and `encoder_dir`, a TF Hub BERT encoder folder exported by TF Model Garden."""
     import numpy as np
     import tensorflow as tf
     from sample_texts import sentiment_texts
@@ -46,7 +47,7 @@ def example_globals(hub_models):
     backbone = tunekit.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16)
     model = tunekit.attach_head(backbone, "classification", labels=["neg", "pos"], seed=0)
     return {"tk": tunekit, "tf": tf, "np": np, "backbone": backbone, "model": model, "texts": texts,
-            "labels": labels}
+            "labels": labels, "encoder_dir": model_garden["encoder"]}
 
 
 @pytest.mark.parametrize("name", MODULES + ["tunekit"])

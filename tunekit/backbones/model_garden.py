@@ -18,10 +18,10 @@ their `sequence_output`, `pooled_output` and `encoder_outputs` must agree within
 structure is not this one (ALBERT's shared layers, factorised embeddings, Talking-Heads, anything else) raises
 `NotConvertible` with the reason, and `load_backbone` keeps it on the SavedModel path (`HubEncoder`).
 
-Example:
+Example, with `encoder_dir` a TF Hub BERT encoder folder (e.g. a download of `bert_en_uncased_L-12_H-768_A-12/4`):
 
 >>> from tunekit.backbones.model_garden import convert_saved_model_encoder
->>> conversion = convert_saved_model_encoder("tests/fixtures/model_garden/bert_uncased_L-2_H-32_A-4")
+>>> conversion = convert_saved_model_encoder(encoder_dir)
 >>> conversion.encoder.num_layers, conversion.encoder.hidden_activation, conversion.max_difference < 1e-5
 (2, 'gelu_approximate', True)
 """
