@@ -97,6 +97,36 @@ def test_full_queue_and_timeout_and_model_errors_reach_the_caller():
         run(call, broken)
 
 
+def test_a_request_that_fails_the_model_fails_alone_not_its_batch(exports):
+    """The real exported model, 7 good requests and one whose text TensorFlow cannot encode, in one batch: the
+    batch fails, each request runs again alone, and only the bad one gets the error."""
+    from sample_texts import sentiment_texts
+
+    from tunekit.deploy import load_artifact
+
+    artifact = load_artifact(exports["v1"])
+    calls = []
+
+    def predict(texts, pairs):
+        calls.append(len(texts))
+        return artifact.predict(texts, pairs)
+
+    texts, _ = sentiment_texts(7, seed=4)
+    requests = [[text] for text in texts[:3]] + [["bad \ud800"]] + [[text] for text in texts[3:]]
+    batcher = MicroBatcher(predict, max_batch_size=8, max_wait_s=0.5)
+
+    async def main():
+        return await asyncio.gather(*(batcher.predict(texts) for texts in requests), return_exceptions=True)
+
+    results = run(main, batcher)
+    assert calls == [8] + [1] * 8  # the failed batch, then each request alone
+    bad = results.pop(3)
+    assert isinstance(bad, Exception) and "surrogate" in str(bad)
+    expected = artifact.predict(texts)["probabilities"]
+    for i, result in enumerate(results):
+        assert np.abs(result["probabilities"][0] - expected[i]).max() < 1e-5
+
+
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="max_batch_size"):
         MicroBatcher(Doubler(), max_batch_size=0)

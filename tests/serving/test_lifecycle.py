@@ -3,6 +3,7 @@ full, graceful SIGTERM; and the embeddable app's error handling."""
 
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,24 @@ def test_refuses_to_start_without_keys_and_never_prints_a_key(exports, tmp_path)
     result = subprocess.run([*command, "--api-key-file", str(tmp_path / "missing.txt")], capture_output=True,
                             text=True, timeout=60, env=env)
     assert result.returncode == 2 and "missing.txt" in result.stderr
+
+
+def test_a_port_in_use_stops_at_once_with_exit_1_naming_the_port_and_the_fix(exports):
+    env = {"PATH": "/usr/bin:/bin", "TUNEKIT_OFFLINE": "1", "TUNEKIT_API_KEYS": API_KEY}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "tunekit.serving", exports["v1"], "--port", str(port)],
+                                capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1, result.stderr
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr and time.monotonic() - started < 30
+    for flag in ("--header-timeout", "--body-timeout", "--max-connections"):
+        bad = subprocess.run([sys.executable, "-m", "tunekit.serving", exports["v1"], flag, "0"],
+                             capture_output=True, text=True, timeout=60, env=env)
+        assert bad.returncode == 2 and flag in bad.stderr, bad.stderr
 
 
 def test_cli_imports_without_the_serve_extra_and_names_it(tmp_path):

@@ -1,10 +1,19 @@
 """Wire formats without a server: TF Serving and KServe bodies in, responses out, API keys."""
 
+import json
+
 import numpy as np
 import pytest
 
 from tunekit.serving.auth import KeyChecker, load_api_keys
-from tunekit.serving.protocols import Limits, RequestError, format_kserve, format_tfserving, parse_tfserving
+from tunekit.serving.protocols import (
+    Limits,
+    RequestError,
+    decode_json,
+    format_kserve,
+    format_tfserving,
+    parse_tfserving,
+)
 
 LIMITS = Limits(max_texts=4, max_text_bytes=12)
 
@@ -42,3 +51,23 @@ def test_keys_from_environment_and_file(tmp_path):
     assert checker.check("Bearer ключ") == "invalid_token"  # non-ASCII tokens are compared, not crashed on
     assert checker.check(None) == checker.check("Token x") == "invalid_request"
     assert load_api_keys(environ={}) == ()
+
+
+
+def test_bodies_are_measured_outside_their_strings_before_parsing():
+    limits = Limits()  # 64 texts per request: at most 2,048 JSON values
+    tricky = ['say \\"hi\\", [{' * 700, 'a\\\\"', "}]" * 2000, '\\\\\\"[', "é,ü" * 1000]  # backslashes, quotes
+    texts = [tricky[i % len(tricky)] for i in range(64)]
+    body = json.dumps({"inputs": [{"name": "text", "shape": [64, 1], "datatype": "BYTES",
+                                   "data": [[text] for text in texts]}], "id": "x"}).encode()
+    assert decode_json(body, limits)["inputs"][0]["data"] == [[text] for text in texts]
+    assert decode_json(b'{"a": "\\"' + b"[" * 100 + b'"}', limits) == {"a": '"' + "[" * 100}
+    assert decode_json(b"[" + b",".join([b"1"] * 2047) + b"]", limits) == [1] * 2047
+    for body, status, message in [(b"[" + b",".join([b"1"] * 2048) + b"]", 413, "at most 2048"),
+                                  (b"[" + b",".join([b'"a"'] * 2049) + b"]", 413, "at most 2048"),
+                                  (b"[" * 33 + b"]" * 33, 400, "nested more than 32 levels"),
+                                  (b'{"a": 1, "a": 2}', 400, "repeats the key 'a'"),
+                                  (b'["caf\xe9"]', 400, "not valid UTF-8 (invalid continuation byte: byte 0xe9")]:
+        with pytest.raises(RequestError) as error:
+            decode_json(body, limits)
+        assert error.value.status == status and message in error.value.message, error.value.message

@@ -191,6 +191,41 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_predictions(serve
     assert calls < len(requests) / 2, f"{calls} model calls for {len(requests)} concurrent requests: not batched"
 
 
+def test_a_bad_text_fails_only_its_own_request_not_the_requests_batched_with_it(server, reference):
+    """20 good requests and 2 with a lone surrogate ("\\ud800": valid JSON, but no model can read it), all at once:
+    the server batches up to 8 texts within 50 ms, so each bad request would share a batch with good ones."""
+    texts, _ = sentiment_texts(20, seed=9)
+    kserve = '{{"inputs": [{{"name": "text", "shape": [1], "datatype": "BYTES", "data": [{}]}}]}}'
+    requests = [("/v1/models/sentiment:predict", json.dumps({"instances": [text]})) if i % 2 else
+                ("/v2/models/sentiment/infer", kserve.format(json.dumps(text))) for i, text in enumerate(texts)]
+    requests.insert(7, ("/v1/models/sentiment:predict", '{"instances": ["bad \\ud800"]}'))
+    requests.insert(15, ("/v2/models/sentiment/infer", kserve.format('"\\udfff bad"')))
+    before = httpx.get(server.url + "/metrics").text
+
+    async def send_all():
+        headers = {**AUTH, "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30,
+                                     limits=httpx.Limits(max_connections=len(requests))) as client:
+            return await asyncio.gather(*(client.post(path, content=body) for path, body in requests))
+
+    answers = asyncio.run(send_all())
+    for bad in (answers.pop(15), answers.pop(7)):
+        assert bad.status_code == 400, bad.text
+        assert "[0] holds a character that cannot be written as UTF-8" in bad.json()["error"]
+        assert "surrogate" in bad.json()["error"]
+    assert [answer.status_code for answer in answers] == [200] * 20
+    expected = reference("v2", texts)["probabilities"]
+    for i, answer in enumerate(answers):
+        if i % 2:
+            probabilities = answer.json()["predictions"][0]["probabilities"]
+        else:
+            probabilities = next(o for o in answer.json()["outputs"] if o["name"] == "probabilities")["data"]
+        assert np.abs(np.array(probabilities) - expected[i]).max() < 1e-5
+    after = httpx.get(server.url + "/metrics").text
+    assert _metric(after, "tunekit_requests_total", status="500") == _metric(before, "tunekit_requests_total",
+                                                                            status="500")
+
+
 def test_metrics_cover_traffic_latency_batches_and_drift(server):
     httpx.post(server.url + "/v1/models/sentiment:predict", headers=AUTH, json={"instances": ["good", "bad film"]})
     httpx.get(server.url + "/v1/models/sentiment")  # a 401

@@ -8,7 +8,9 @@ Routes (`{name}` a served model; each model route also exists as `.../versions/{
   `POST /v2/models/{name}/infer`
 
 The app loads and warms up its models in the background once it starts: it is live at once and ready when every
-model is. Clients get JSON errors (`{"error": ...}`), never a stack trace.
+model is. Clients get JSON errors (`{"error": ...}`), never a stack trace. A request body must arrive within
+`body_timeout_s` (else 408) and is measured before it is parsed (see `protocols.decode_json`); a client that
+disconnects before its body arrived is recorded with status 499 (nginx's "client closed request"), not as an error.
 
 Example (embedded in another ASGI app, or run by uvicorn):
 
@@ -20,7 +22,6 @@ Example (embedded in another ASGI app, or run by uvicorn):
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 
 from tunekit.serving.auth import KeyChecker
@@ -29,6 +30,7 @@ from tunekit.serving.models import ServedModel, check_name, default_version, res
 from tunekit.serving.protocols import (
     Limits,
     RequestError,
+    decode_json,
     format_kserve,
     format_tfserving,
     parse_kserve,
@@ -41,17 +43,19 @@ DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT_MS = 2.0
 DEFAULT_MAX_QUEUE = 1024
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 RETRY_AFTER_S = 1
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before its request was read
 DEFAULTS = {"max_batch_size": DEFAULT_MAX_BATCH_SIZE, "max_wait_ms": DEFAULT_MAX_WAIT_MS,
             "max_queue": DEFAULT_MAX_QUEUE, "timeout_s": DEFAULT_TIMEOUT_S, "max_texts": Limits.max_texts,
-            "max_text_bytes": Limits.max_text_bytes}
+            "max_text_bytes": Limits.max_text_bytes, "body_timeout_s": DEFAULT_BODY_TIMEOUT_S}
 _TF_DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "INT32": "DT_INT32", "INT64": "DT_INT64",
               "INT16": "DT_INT16", "INT8": "DT_INT8", "UINT8": "DT_UINT8", "BOOL": "DT_BOOL", "BYTES": "DT_STRING"}
 
 
 def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_wait_ms=DEFAULT_MAX_WAIT_MS, max_queue=DEFAULT_MAX_QUEUE,
-               timeout_s=DEFAULT_TIMEOUT_S, on_load_error=None):
+               timeout_s=DEFAULT_TIMEOUT_S, body_timeout_s=DEFAULT_BODY_TIMEOUT_S, on_load_error=None):
     """The serving ASGI app.
 
     Args:
@@ -64,6 +68,8 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
         max_wait_ms: how long a batch that is not full waits for more requests once the model is free.
         max_queue: most texts waiting per model version before requests get 503 + `Retry-After`.
         timeout_s: per-request limit (queueing + model) before a 504.
+        body_timeout_s: how long a request body may take to arrive (counted from when the app starts reading it)
+            before a 408, after which the connection is closed.
         on_load_error: called with the exception if a model fails to load (the app then reports not live).
     """
     from starlette.applications import Starlette
@@ -84,12 +90,15 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
         raise TypeError(f"limits must be a tunekit.serving.Limits, got {type(limits).__name__}.")
     check_settings(max_batch_size=max_batch_size, max_wait_s=max_wait_ms / 1000.0, max_queue=max_queue,
                    timeout_s=timeout_s)
+    if isinstance(body_timeout_s, bool) or not isinstance(body_timeout_s, (int, float)) or not body_timeout_s > 0:
+        raise ValueError(f"body_timeout_s must be a number of seconds > 0, got {body_timeout_s!r}.")
     if max_queue < limits.max_texts:
         raise ValueError(f"max_queue ({max_queue}) must be at least the texts allowed per request "
                          f"({limits.max_texts}), or a full-size request could never be queued.")
     batching = {"max_batch_size": max_batch_size, "max_wait_s": max_wait_ms / 1000.0, "max_queue": max_queue,
                 "timeout_s": timeout_s}
-    state = _State(models, batching, KeyChecker(api_keys) if api_keys else None, limits, ServingMetrics())
+    state = _State(models, batching, KeyChecker(api_keys) if api_keys else None, limits, ServingMetrics(),
+                   body_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -129,7 +138,7 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
 class _State:
     """Everything the handlers share: models by name and version, auth, limits, metrics, readiness."""
 
-    def __init__(self, sources, batching, checker, limits, metrics):
+    def __init__(self, sources, batching, checker, limits, metrics, body_timeout_s):
         self.models, self.defaults = {}, {}
         for name, source in sources.items():
             check_name(name)
@@ -138,6 +147,7 @@ class _State:
                                  for version, value in versions.items()}
             self.defaults[name] = default_version(versions)
         self.checker, self.limits, self.metrics = checker, limits, metrics
+        self.body_timeout_s = body_timeout_s
         self.failed = None
 
     def all_versions(self):
@@ -235,20 +245,32 @@ def _endpoint(authenticated):
     return decorate
 
 
-async def _read_json(request, limit):
+async def _read_json(request, state):
+    """The request's JSON body: at most `limits.body_bytes()` bytes (413), received within the body timeout (408,
+    and the connection closes), then checked and parsed by `decode_json`. A client that leaves before its body
+    arrived gets a 499 that no one reads: the access log and metrics record it apart from server errors."""
+    import anyio
+    from starlette.requests import ClientDisconnect
+
+    limit = state.limits.body_bytes()
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise RequestError(413, f"The request body is over {limit} bytes: send fewer or shorter texts.")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"The request body is over {limit} bytes: send fewer or shorter texts.")
-        chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(400, f"The request body is not valid JSON: {error}.") from None
+        with anyio.fail_after(state.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"The request body is over {limit} bytes: send fewer or shorter texts.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(408, f"The request body did not arrive within {state.body_timeout_s:g} s "
+                                f"({size} bytes came): send it at once.", {"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise RequestError(CLIENT_CLOSED_REQUEST, "The client disconnected before sending the whole request "
+                                                  "body.") from None
+    return decode_json(b"".join(chunks), state.limits)
 
 
 class _Handlers:
@@ -320,7 +342,7 @@ class _Handlers:
     @_endpoint(authenticated=True)
     async def tfs_predict(self, request):
         served = self.state.lookup_ready(request)
-        body = await _read_json(request, self.state.limits.body_bytes())
+        body = await _read_json(request, self.state)
         texts, pairs, fmt = parse_tfserving(body, num_segments=served.num_segments, limits=self.state.limits)
         outputs = await self._predict(request, served, texts, pairs)
         return _json(format_tfserving(outputs, fmt))
@@ -344,11 +366,17 @@ class _Handlers:
     @_endpoint(authenticated=True)
     async def kserve_infer(self, request):
         served = self.state.lookup_ready(request)
-        body = await _read_json(request, self.state.limits.body_bytes())
+        body = await _read_json(request, self.state)
         texts, pairs, requested = parse_kserve(body, num_segments=served.num_segments, limits=self.state.limits)
         request_id = body.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise RequestError(400, f"'id' must be a string, got {type(request_id).__name__}.")
+        if request_id is not None and not request_id.isascii():
+            try:
+                request_id.encode("utf-8")  # echoed in the response, which must be UTF-8
+            except UnicodeEncodeError as error:
+                raise RequestError(400, f"'id' is not valid Unicode ({error.reason} at position {error.start}): "
+                                        "send a plain string.") from None
         if requested is not None:
             unknown = sorted(set(requested) - set(served.outputs))
             if unknown:

@@ -4,7 +4,9 @@ A `MicroBatcher` owns one model. Each request (`await batcher.predict(texts, pai
 queue; one worker task takes the waiting requests, up to `max_batch_size` texts in all (waiting at most
 `max_wait_s` for more to arrive while the batch is not full), runs the model once on their concatenation in a
 thread, and hands each request back its own rows. Requests are never split: a request larger than
-`max_batch_size` runs alone. `max_batch_size=1` turns batching off (one model call per request).
+`max_batch_size` runs alone. `max_batch_size=1` turns batching off (one model call per request). If a batched
+call fails, each of its requests runs again alone, so that only a request whose own input makes the model fail
+gets the error, never the requests that happened to share its batch.
 
 Example:
 
@@ -16,9 +18,12 @@ Example:
 import asyncio
 import collections
 import concurrent.futures
+import logging
 import time
 
 import numpy as np
+
+logger = logging.getLogger("tunekit.serving")
 
 
 class QueueFullError(Exception):
@@ -159,7 +164,11 @@ class MicroBatcher:
     async def _execute(self, loop, batch):
         self._filling = []
         self._queued_texts -= sum(len(request.texts) for request in batch)
-        batch = [request for request in batch if not request.future.done()]  # timed out while the batch filled
+        await self._call(loop, batch)
+
+    async def _call(self, loop, batch):
+        """One model call for `batch`; if it fails, each request again alone (only failing requests get an error)."""
+        batch = [request for request in batch if not request.future.done()]  # timed out meanwhile
         if not batch:
             return
         texts = [text for request in batch for text in request.texts]
@@ -168,10 +177,15 @@ class MicroBatcher:
             pairs = [pair for request in batch for pair in request.pairs]
         try:
             outputs = await loop.run_in_executor(self._executor, self.predict_fn, texts, pairs)
-        except Exception as error:  # the model failed: every request of the batch gets the error
+        except Exception as error:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(error)
+                return
+            logger.warning("a batch of %d requests failed (%s: %s): running each alone", len(batch),
+                           type(error).__name__, error)
             for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(error)
+                await self._call(loop, [request])
             return
         if self.on_batch is not None:
             self.on_batch(len(texts), self._queued_texts)

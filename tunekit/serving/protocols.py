@@ -1,7 +1,9 @@
 """The wire formats: TF Serving REST and KServe v2 (Open Inference Protocol) requests in, responses out.
 
-Parsers turn a decoded JSON body into `(texts, pairs)` and enforce the limits (texts per request, bytes per
-text), raising `RequestError(status, message)` with the client's mistake spelled out; formatters turn a dict of
+`decode_json` turns a request body into JSON, refusing before it parses a body that a valid request cannot be
+(more values or deeper nesting than any request needs, not UTF-8, a repeated key). Parsers turn the decoded JSON
+into `(texts, pairs)` and enforce the limits (texts per request, bytes per text, texts that are not valid
+Unicode), raising `RequestError(status, message)` with the client's mistake spelled out; formatters turn a dict of
 numpy outputs into the protocol's JSON.
 
 Example:
@@ -15,10 +17,15 @@ Example:
 """
 
 import dataclasses
+import json
 
 import numpy as np
 
+from tunekit.texts import validate_texts
+
 TEXT_INPUTS = ("text", "text_pair")
+MAX_JSON_DEPTH = 32  # a valid request nests 4 levels deep (KServe: body, inputs, tensor, [n, 1] data)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
 class RequestError(Exception):
@@ -47,6 +54,12 @@ class Limits:
         room for the envelope."""
         return self.max_texts * len(TEXT_INPUTS) * (self.max_text_bytes * 6 + 64) + 4096
 
+    def json_values(self):
+        """A bound on the JSON values (strings, numbers, arrays, objects...) of a valid request: a valid request
+        needs at most 3 per text and input, so this leaves ample room for optional fields (`id`, `outputs`,
+        KServe `parameters`) while refusing a flood of tiny values that would take the server long to parse."""
+        return 8 * self.max_texts * len(TEXT_INPUTS) + 1024
+
 
 def _check_texts(values, what, limits):
     if not isinstance(values, list):
@@ -59,10 +72,86 @@ def _check_texts(values, what, limits):
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise RequestError(400, f"{what}[{index}] must be a string, got {type(value).__name__}.")
+    try:
+        validate_texts(values, what)  # JSON's "\ud800" escapes decode to lone surrogates that no model can read
+    except ValueError as error:
+        raise RequestError(400, str(error)) from None
+    for index, value in enumerate(values):
         if len(value) > limits.max_text_bytes // 4 and len(value.encode("utf-8")) > limits.max_text_bytes:
             raise RequestError(413, f"{what}[{index}] is longer than {limits.max_text_bytes} bytes (UTF-8): "
                                     "shorten the text.")
     return values
+
+
+def decode_json(body, limits):
+    """The JSON value of a request body (bytes).
+
+    Before parsing, the body's structure is measured outside its strings (a few fast passes over the bytes): a body
+    nested deeper than `MAX_JSON_DEPTH` is a 400, one holding more values than `limits.json_values()` a 413, so
+    that no body can make the parser build millions of objects (seconds of work that would hold up every other
+    request on the event loop). Then: a body that is not UTF-8 or not JSON, or an object that repeats a key (the
+    last one would silently win), is a 400.
+    """
+    _check_structure(body, limits.json_values())
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RequestError(400, f"The request body is not valid UTF-8 ({error.reason}: byte "
+                                f"0x{body[error.start]:02x} at position {error.start}): send the JSON encoded as "
+                                "UTF-8.") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as error:
+        raise RequestError(400, f"The request body repeats the key {error.key!r} in one object: send each key "
+                                "once.") from None
+    except ValueError as error:
+        raise RequestError(400, f"The request body is not valid JSON: {error}.") from None
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs):
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return value
+
+
+def _check_structure(body, max_values):
+    """Raises a RequestError if `body`, as JSON, nests deeper than `MAX_JSON_DEPTH` or holds over `max_values`
+    values, counting only outside strings, without parsing.
+
+    Escaped backslashes and quotes are dropped first, so every remaining quote opens or closes a string and the
+    even-numbered pieces between quotes are what lies outside strings. Each value but the first follows a ',' or an
+    opening bracket, so those count the values. For a body that is not JSON the count is exact up to the first
+    error, which is as far as the parser gets.
+    """
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    strings = unescaped.count(b'"') // 2
+    if strings > max_values:
+        raise RequestError(413, f"The request body holds {strings} JSON strings; a request may hold at most "
+                                f"{max_values} values: send fewer texts per request.")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    containers = outside.count(b"[") + outside.count(b"{")
+    if containers > MAX_JSON_DEPTH:
+        # The brackets in order (all of them in a body within the limit, else enough to tell what is wrong first).
+        brackets = outside.translate(None, _NOT_BRACKETS)[:2 * max_values]
+        steps = (np.frombuffer(brackets, dtype=np.uint8) & 2).astype(np.int32) - 1  # "[", "{": +1; "]", "}": -1
+        if int(np.cumsum(steps).max()) > MAX_JSON_DEPTH:
+            raise RequestError(400, f"The request body is JSON nested more than {MAX_JSON_DEPTH} levels deep; a "
+                                    "request needs 4: send the documented format.")
+    values = containers + outside.count(b",") + 1
+    if values > max_values:
+        raise RequestError(413, f"The request body holds about {values} JSON values; a request may hold at most "
+                                f"{max_values}: send fewer texts per request.")
 
 
 def _segments(columns, num_segments, what):
@@ -175,9 +264,13 @@ def parse_kserve(body, *, num_segments, limits):
         if not isinstance(tensor, dict) or not {"name", "shape", "datatype", "data"} <= set(tensor):
             raise RequestError(400, f"inputs[{index}] must be an object with name, shape, datatype and data.")
         name = tensor["name"]
+        if not isinstance(name, str):
+            raise RequestError(400, f"inputs[{index}] name must be a string, got {type(name).__name__}.")
         if tensor["datatype"] != "BYTES":
             raise RequestError(400, f"inputs[{index}] ({name!r}) must have datatype 'BYTES' (text), "
                                     f"got {tensor['datatype']!r}.")
+        if name in columns:
+            raise RequestError(400, f"inputs[{index}] repeats the input {name!r}: send each input once.")
         shape, data = tensor["shape"], tensor["data"]
         if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)
                 and all(d == 1 for d in shape[1:])):
