@@ -1,10 +1,12 @@
 """A training script run as a child process by the resume and multi-worker tests (not a test module itself).
 
     python train_script.py OUTPUT.npz [--backup DIR] [--dropout RATE] [--epochs N] [--layer-decay D]
+                                      [--examples N] [--batch-size N] [--save DIR] [--export DIR]
 
 Trains a tiny native BERT classifier (seeded) and saves the final weights to OUTPUT.npz (under several workers,
-each worker saves OUTPUT-worker<I>.npz). It prints `step N` after every optimizer step, so a test can kill it at a
-chosen step.
+each worker saves OUTPUT-worker<I>.npz); `--save DIR` / `--export DIR` then call `trainer.save(DIR)` /
+`trainer.export(DIR)` (in every worker, as an unchanged single-process script does). It prints `step N` after every
+optimizer step, so a test can kill it at a chosen step.
 """
 
 import argparse
@@ -59,13 +61,21 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--layer-decay", type=float)
+    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--save")
+    parser.add_argument("--export")
     args = parser.parse_args()
     from tunekit.distributed import read_tf_config
 
     cluster = read_tf_config()
     output = args.output if cluster is None else args.output.replace(".npz", f"-worker{cluster['index']}.npz")
-    train(output, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs, callbacks=[PrintSteps()],
-          layer_decay=args.layer_decay)
+    trainer = train(output, examples=args.examples, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs,
+                    batch_size=args.batch_size, callbacks=[PrintSteps()], layer_decay=args.layer_decay)
+    if args.save:
+        trainer.save(args.save)
+    if args.export:
+        trainer.export(args.export)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ TensorFlow: `{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worke
 
 The launcher creates the strategy before the script runs and runs the whole script in its scope, so the
 model's and the optimizer's variables are mirrored; `tunekit.Trainer` then trains through `strategy.run`.
-Only the chief (worker 0) writes backups, logs, saved models and exports.
+Only the chief (worker 0) writes backups, logs, saved models and exports (`chief_writes`).
+
+A worker waits at most `TUNEKIT_CLUSTER_TIMEOUT` seconds (default 600) for the other workers of `TF_CONFIG` to
+start, then exits with a message naming those that never answered.
 
 Example:
 
@@ -22,8 +25,24 @@ Example:
 
 import json
 import os
+import socket
+import sys
+import tempfile
+import threading
 
 TF_CONFIG = "TF_CONFIG"
+CLUSTER_TIMEOUT = "TUNEKIT_CLUSTER_TIMEOUT"
+DEFAULT_CLUSTER_TIMEOUT = 600.0
+# Exit status of a worker whose cluster never formed (1 is any error of the script).
+EXIT_CLUSTER_TIMEOUT = 3
+
+
+def _check_address(name, position, address):
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"TF_CONFIG cluster.{name}[{position}] is {address!r}, but an address must be 'host:port' with a port "
+            f"number from 1 to 65535 (e.g. 'localhost:12345'); fix that entry of TF_CONFIG.")
 
 
 def read_tf_config(text=None):
@@ -53,6 +72,8 @@ def read_tf_config(text=None):
     for name, addresses in (("chief", chief), ("worker", workers)):
         if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
             raise ValueError(f"TF_CONFIG cluster.{name} must be a list of 'host:port' strings, got {addresses!r}.")
+        for position, address in enumerate(addresses):
+            _check_address(name, position, address)
     if len(chief) > 1:
         raise ValueError(f"TF_CONFIG may name at most one chief, got {chief!r}.")
     unknown = sorted(set(cluster) - {"chief", "worker"})
@@ -70,14 +91,78 @@ def read_tf_config(text=None):
     return {"workers": members, "index": index + (len(chief) if kind == "worker" else 0)}
 
 
+def cluster_timeout():
+    """Seconds a worker waits for the other workers of `TF_CONFIG`: `TUNEKIT_CLUSTER_TIMEOUT`, else 600.
+
+    Raises:
+        ValueError: the variable is not a positive number of seconds.
+    """
+    text = os.environ.get(CLUSTER_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_CLUSTER_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{CLUSTER_TIMEOUT}={text!r} must be a positive number of seconds (e.g. 600), the time a "
+                         "worker waits for the other workers of TF_CONFIG to start.")
+    return seconds
+
+
+def _answers(address, timeout=2.0):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cluster_timeout_message(config, seconds):
+    me = config["index"]
+    others = [(i, address) for i, address in enumerate(config["workers"]) if i != me]
+    missing = [f"worker {i} ({address})" for i, address in others if not _answers(address)]
+    waited = f"tunekit.distributed: worker {me} waited {seconds:g} s for the cluster of TF_CONFIG"
+    if missing:
+        return (f"{waited}, but {', '.join(missing)} never answered: start {'it' if len(missing) == 1 else 'them'} "
+                f"(or fix {'its address' if len(missing) == 1 else 'their addresses'} in TF_CONFIG), or wait longer "
+                f"with {CLUSTER_TIMEOUT}=<seconds>.")
+    return (f"{waited}; every worker answers, but the cluster did not form: give every worker the same "
+            f"cluster in TF_CONFIG and its own task index, or wait longer with {CLUSTER_TIMEOUT}=<seconds>.")
+
+
+def _multi_worker_strategy(config, seconds):
+    """`MultiWorkerMirroredStrategy()`, which blocks inside TensorFlow until every worker has started (forever by
+    default): past `seconds`, a watchdog names the workers that never answered and ends the process."""
+    import tensorflow as tf
+
+    formed = threading.Event()
+
+    def watch():
+        if not formed.wait(seconds):
+            sys.stderr.write(_cluster_timeout_message(config, seconds) + "\n")
+            sys.stderr.flush()
+            os._exit(EXIT_CLUSTER_TIMEOUT)  # the main thread is blocked in TensorFlow's C++ and cannot be interrupted
+
+    threading.Thread(target=watch, name="tunekit-cluster-timeout", daemon=True).start()
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        formed.set()
+
+
 def strategy_from_environment():
     """The `tf.distribute` strategy for this process: several workers from `TF_CONFIG`, else several local
-    GPUs, else TensorFlow's default strategy (one device). Create it before any other TensorFlow work."""
+    GPUs, else TensorFlow's default strategy (one device). Create it before any other TensorFlow work.
+
+    With several workers it waits at most `cluster_timeout()` seconds for the others to start; past that it
+    prints which workers never answered and exits with status 3."""
     import tensorflow as tf
 
     config = read_tf_config()
     if config is not None and len(config["workers"]) > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(config, cluster_timeout())
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -105,3 +190,19 @@ def is_chief(strategy=None):
     if resolver.task_type == "chief":
         return True
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def chief_writes(write, path):
+    """Runs `write(path)` in the chief and `write(scratch)` in every other worker, into a temporary folder that is
+    then deleted; returns what the chief's `write` returns (`path` in the other workers).
+
+    Every worker must run the same write: under `MultiWorkerMirroredStrategy`, a variable created anywhere in the
+    write (Keras' saving builds a reference optimizer, for one) is initialised by a collective broadcast from the
+    chief, which waits for every worker (TensorFlow's recommended way of saving under this strategy). In one
+    process, it is `write(path)`.
+    """
+    if is_chief():
+        return write(path)
+    with tempfile.TemporaryDirectory(prefix="tunekit-worker-") as scratch:
+        write(os.path.join(scratch, os.path.basename(os.path.normpath(path)) or "output"))
+    return path

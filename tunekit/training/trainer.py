@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.backbones.depth import variable_depths
-from tunekit.distributed import is_chief, read_tf_config
+from tunekit.distributed import chief_writes, is_chief, read_tf_config
 from tunekit.inference import predict_texts, predict_words
 from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
@@ -510,9 +510,9 @@ class Trainer:
     def save(self, path):
         """Saves the model (see `tunekit.save_model`); reload with `tunekit.load_model(path)`. Under several
         workers only the chief writes."""
-        return save_model(self.model, path) if is_chief() else path
+        return chief_writes(lambda target: save_model(self.model, target), path)
 
     def export(self, path):
         """Exports a serving SavedModel taking raw strings (see `tunekit.export_model`). Under several workers
         only the chief writes."""
-        return export_model(self.model, path) if is_chief() else path
+        return chief_writes(lambda target: export_model(self.model, target), path)
