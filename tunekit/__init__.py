@@ -29,13 +29,14 @@ _EXPORTS = {
     "load_model": "tunekit.saving",
     "export_model": "tunekit.saving",
     "Trainer": "tunekit.training.trainer",
+    "distill": "tunekit.training.distillation",
 }
-_SUBPACKAGES = ("backbones", "datasets", "deploy", "distributed", "heads", "metrics", "peft", "preprocessing", "serving",
+_SUBPACKAGES = ("augment", "backbones", "datasets", "deploy", "distributed", "heads", "metrics", "peft", "preprocessing", "serving",
                 "training")
 
 __getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS, _SUBPACKAGES)
 
 __all__ = [
-    "Backbone", "TextModel", "Trainer", "attach_head", "datasets", "export_model", "list_backbones", "load_backbone",
-    "load_model", "save_model",
+    "Backbone", "TextModel", "Trainer", "attach_head", "augment", "datasets", "distill", "export_model",
+    "list_backbones", "load_backbone", "load_model", "save_model",
 ]
