@@ -1,9 +1,11 @@
-"""Helpers of the serving tests: API keys, free ports, and a real server process (`python -m tunekit.serving`)."""
+"""Helpers of the serving tests: API keys, free ports, a real server process (`python -m tunekit.serving`), and an
+ASGI app served by uvicorn in a thread."""
 
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 API_KEY = "test-key-0123456789abcdef"
@@ -60,3 +62,18 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def serve_in_thread(app):
+    """`app` served by uvicorn on a free port in a daemon thread: (server, thread, url); stop with
+    `server.should_exit = True` and `thread.join()`."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.config.port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return server, thread, url

@@ -12,7 +12,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from server_process import API_KEY, ServerProcess, free_port
+from server_process import API_KEY, ServerProcess, free_port, serve_in_thread
 
 from tunekit.serving import create_app
 
@@ -138,19 +138,6 @@ class Unloadable(Flaky):
         raise OSError("disk gone")
 
 
-def _serve_in_thread(app):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.config.port}"
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return server, thread, url
-
-
 def _mounted(app, prefix):
     """`app` mounted at `prefix` in a parent Starlette app that runs its lifespan (as docs/serving.md shows)."""
     from starlette.applications import Starlette
@@ -167,7 +154,7 @@ def _mounted(app, prefix):
 def test_embedded_app_hides_internal_errors_and_reports_failed_loads():
     with pytest.raises(ValueError, match="allow_unauthenticated"):
         create_app({"flaky": Flaky()})
-    server, thread, url = _serve_in_thread(_mounted(create_app({"flaky": Flaky()}, allow_unauthenticated=True), "/ml"))
+    server, thread, url = serve_in_thread(_mounted(create_app({"flaky": Flaky()}, allow_unauthenticated=True), "/ml"))
     url += "/ml"
     try:
         deadline = time.monotonic() + 10
@@ -182,7 +169,7 @@ def test_embedded_app_hides_internal_errors_and_reports_failed_loads():
         thread.join(timeout=10)
 
     failures = []
-    server, thread, url = _serve_in_thread(create_app({"bad": Unloadable()}, allow_unauthenticated=True,
+    server, thread, url = serve_in_thread(create_app({"bad": Unloadable()}, allow_unauthenticated=True,
                                                       on_load_error=failures.append))
     try:
         deadline = time.monotonic() + 10

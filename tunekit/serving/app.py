@@ -11,6 +11,8 @@ The app loads and warms up its models in the background once it starts: it is li
 model is. Clients get JSON errors (`{"error": ...}`), never a stack trace. A request body must arrive within
 `body_timeout_s` (else 408) and is measured before it is parsed (see `protocols.decode_json`); a client that
 disconnects before its body arrived is recorded with status 499 (nginx's "client closed request"), not as an error.
+With a `RateLimiter`, each API key gets a token bucket: a key over its rate gets 429 with `Retry-After`. Request
+texts never reach the logs unless `log_texts=True`, and then masked (see `tunekit.serving.masking`).
 
 Example (embedded in another ASGI app, or run by uvicorn):
 
@@ -23,9 +25,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 
 from tunekit.serving.auth import KeyChecker
 from tunekit.serving.batching import PredictionTimeoutError, QueueFullError, check_settings
+from tunekit.serving.masking import describe_failure, mask_text
 from tunekit.serving.models import ServedModel, check_name, default_version, resolve_versions
 from tunekit.serving.protocols import (
     Limits,
@@ -55,7 +59,8 @@ _TF_DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "INT32
 
 def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_wait_ms=DEFAULT_MAX_WAIT_MS, max_queue=DEFAULT_MAX_QUEUE,
-               timeout_s=DEFAULT_TIMEOUT_S, body_timeout_s=DEFAULT_BODY_TIMEOUT_S, on_load_error=None):
+               timeout_s=DEFAULT_TIMEOUT_S, body_timeout_s=DEFAULT_BODY_TIMEOUT_S, on_load_error=None,
+               rate_limiter=None, log_texts=False, load_before_serving=False):
     """The serving ASGI app.
 
     Args:
@@ -70,7 +75,16 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
         timeout_s: per-request limit (queueing + model) before a 504.
         body_timeout_s: how long a request body may take to arrive (counted from when the app starts reading it)
             before a 408, after which the connection is closed.
-        on_load_error: called with the exception if a model fails to load (the app then reports not live).
+        on_load_error: called with the exception if a model fails to load (the app then reports not live); also
+            settable later as `app.state.serving.on_load_error`.
+        rate_limiter: a `tunekit.serving.ratelimit.RateLimiter` with one bucket per API key (one bucket for all
+            clients without keys), or None for no rate limit. Over its limit, a key's requests get 429.
+        log_texts: also write the request texts to the access log, and exception messages of failed requests to
+            the error log, both masked by `tunekit.serving.masking.mask_text` (by default no text is logged).
+        load_before_serving: load and warm up the models before the app starts (the server accepts no connection
+            until then), rather than in the background while answering health checks; a model that fails to
+            load then fails the start. Used by worker processes, so that a worker that is (re)starting leaves
+            the connections to those that are ready.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -95,14 +109,25 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
     if max_queue < limits.max_texts:
         raise ValueError(f"max_queue ({max_queue}) must be at least the texts allowed per request "
                          f"({limits.max_texts}), or a full-size request could never be queued.")
+    if rate_limiter is not None and rate_limiter.keys < max(1, len(api_keys)):
+        raise ValueError(f"rate_limiter has {rate_limiter.keys} buckets for {len(api_keys)} API keys: create it "
+                         "with keys=len(api_keys).")
     batching = {"max_batch_size": max_batch_size, "max_wait_s": max_wait_ms / 1000.0, "max_queue": max_queue,
                 "timeout_s": timeout_s}
     state = _State(models, batching, KeyChecker(api_keys) if api_keys else None, limits, ServingMetrics(),
                    body_timeout_s)
+    state.rate_limiter, state.log_texts, state.on_load_error = rate_limiter, bool(log_texts), on_load_error
+    for served in state.all_versions():  # known from the start: alerts see a model that never gets ready
+        state.metrics.ready.labels(served.name, served.version).set(0)
+        state.metrics.queue_capacity.labels(served.name).set(max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        loader = asyncio.get_running_loop().create_task(state.load(on_load_error))
+        if load_before_serving:
+            await state.load()
+            if state.failed is not None:
+                raise RuntimeError(f"a model failed to load: {state.failed}")
+        loader = asyncio.get_running_loop().create_task(state.load())
         try:
             yield
         finally:
@@ -157,18 +182,20 @@ class _State:
     def ready(self):
         return self.failed is None and all(served.ready for served in self.all_versions())
 
-    async def load(self, on_load_error):
-        """Loads and warms up every model version off the event loop, one after another."""
+    async def load(self):
+        """Loads and warms up every model version not yet loaded, off the event loop, one after another."""
         loop = asyncio.get_running_loop()
         for served in self.all_versions():
+            if served.ready:
+                continue
             try:
                 await loop.run_in_executor(None, served.load)
             except Exception as error:
                 self.failed = error
                 logger.error("model %s version %s failed to load: %s", served.name, served.version, error,
                              exc_info=True)
-                if on_load_error is not None:
-                    on_load_error(error)
+                if self.on_load_error is not None:
+                    self.on_load_error(error)
                 return
             served.start(functools.partial(self.metrics.observe_batch, served.name))
             self.metrics.ready.labels(served.name, served.version).set(1)
@@ -192,14 +219,23 @@ class _State:
         return served
 
     def authenticate(self, request):
-        if self.checker is None:
-            return
-        error = self.checker.check(request.headers.get("authorization"))
-        if error is not None:
-            challenge = 'Bearer realm="tunekit"' + (', error="invalid_token"' if error == "invalid_token" else "")
-            message = ("Invalid API key." if error == "invalid_token"
-                       else "Missing or malformed Authorization header: send 'Authorization: Bearer <key>'.")
-            raise RequestError(401, message, {"WWW-Authenticate": challenge})
+        """Checks the API key (401), then takes a token from the key's rate-limit bucket (429)."""
+        key = None
+        if self.checker is not None:
+            error, key = self.checker.identify(request.headers.get("authorization"))
+            if error is not None:
+                challenge = 'Bearer realm="tunekit"' + (', error="invalid_token"' if error == "invalid_token" else "")
+                message = ("Invalid API key." if error == "invalid_token"
+                           else "Missing or malformed Authorization header: send 'Authorization: Bearer <key>'.")
+                raise RequestError(401, message, {"WWW-Authenticate": challenge})
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.acquire(key or 0)
+            if wait > 0:
+                self.metrics.rate_limited.labels("all" if key is None else str(key + 1)).inc()
+                retry_after = max(1, math.ceil(wait))
+                raise RequestError(429, f"Too many requests for this API key: the limit is "
+                                        f"{self.rate_limiter.rate:g} per second, {self.rate_limiter.burst} at once; "
+                                        f"retry in {retry_after} s.", {"Retry-After": str(retry_after)})
 
 
 def _json(content, status=200, headers=None):
@@ -221,7 +257,9 @@ async def _method_not_allowed(request, exc):
 
 
 async def _internal_error(request, exc):
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    state = getattr(request.app.state, "serving", None)
+    logger.error("unhandled error on %s %s:\n%s", request.method, request.url.path,
+                 describe_failure(exc, log_texts=getattr(state, "log_texts", False)))
     return _error(500, "Internal server error.")
 
 
@@ -388,7 +426,12 @@ class _Handlers:
     # Shared prediction path.
 
     async def _predict(self, request, served, texts, pairs):
-        request.scope["tunekit.log"] = {"model": served.name, "version": served.version, "texts": len(texts)}
+        log = {"model": served.name, "version": served.version, "texts": len(texts)}
+        if self.state.log_texts:
+            log["inputs"] = [mask_text(text) for text in texts]
+            if pairs is not None:
+                log["input_pairs"] = [mask_text(text) for text in pairs]
+        request.scope["tunekit.log"] = log
         metrics = self.state.metrics
         metrics.observe_inputs(served.name, texts)
         try:

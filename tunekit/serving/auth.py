@@ -50,13 +50,19 @@ class KeyChecker:
     def check(self, authorization):
         """None when the header carries a valid key, else the RFC 6750 error code: `invalid_request` (no or
         malformed header) or `invalid_token` (a wrong key)."""
+        return self.identify(authorization)[0]
+
+    def identify(self, authorization):
+        """`(error, index)`: `(None, i)` when the header carries the i-th key (0-based), else `(code, None)` with
+        the RFC 6750 error code, as `check` returns it."""
         if not authorization:
-            return "invalid_request"
+            return "invalid_request", None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return "invalid_request"
+            return "invalid_request", None
         token = token.strip().encode("utf-8", "replace")
-        matched = False
-        for key in self._keys:  # compare with every key, so timing does not tell which one matched
-            matched |= secrets.compare_digest(token, key)
-        return None if matched else "invalid_token"
+        matched = None
+        for index, key in enumerate(self._keys):  # compare with every key, so timing does not tell which one matched
+            if secrets.compare_digest(token, key):
+                matched = index
+        return ("invalid_token", None) if matched is None else (None, matched)

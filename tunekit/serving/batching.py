@@ -182,8 +182,8 @@ class MicroBatcher:
                 if not batch[0].future.done():
                     batch[0].future.set_exception(error)
                 return
-            logger.warning("a batch of %d requests failed (%s: %s): running each alone", len(batch),
-                           type(error).__name__, error)
+            # The type only: the message may quote request texts (a request that fails alone logs it, if allowed).
+            logger.warning("a batch of %d requests failed (%s): running each alone", len(batch), type(error).__name__)
             for request in batch:
                 await self._call(loop, [request])
             return
