@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from sample_texts import sentiment_texts
 
+from tunekit.files import sha256_of_file
+
 LABELS = ["neg", "pos"]
 
 
@@ -20,6 +22,12 @@ def run_tunekit(*args, cwd, stdin=None, console_script=False):
     command = ["tunekit"] if console_script else [sys.executable, "-m", "tunekit"]
     return subprocess.run([*command, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TUNEKIT_OFFLINE": "1"})
+
+
+def hashes(root):
+    """{relative path: sha256} of every file under `root`, to prove a command changed nothing."""
+    return {os.path.relpath(os.path.join(folder, name), root): sha256_of_file(os.path.join(folder, name))
+            for folder, _, files in os.walk(root) for name in files}
 
 
 def write_csv(path, texts, labels):
@@ -182,6 +190,12 @@ def test_evaluate_command_prints_the_metrics(trained, capsys):
          "data file 'missing.csv' does not exist"),
         ("trainer: [1, 2\n", [], "is not valid YAML"),
         ("data: {train: train.csv}\n", ["--backbone", "minilm-l6"], "no output folder"),
+        ("data: {train: train.csv}\n", ["--backbone", "minilm-l6", "--output", "m", "--export", "m"],
+         "--output and --export are the same folder"),
+        ("data: {train: train.csv}\n", ["--backbone", "minilm-l6", "--output", "m", "--export", "m/serving"],
+         "or one lies inside the other"),
+        ("data: {train: sst2}\n", ["--backbone", "minilm-l6", "--output", "m"],
+         "the dataset 'sst2' is read from its downloaded files: pass --data-dir DIR"),
     ],
 )
 def test_bad_config_exits_2_with_a_message(tmp_path, config, args, message):
@@ -240,3 +254,34 @@ def test_data_reading_and_head_inference(tmp_path):
 
     records, sentences = read_unlabelled(str(conll), Args, per_token=True)
     assert sentences == words and records == [{"words": ["Ada", "sings"]}, {"words": ["in", "Paris"]}]
+
+
+def test_export_onto_its_own_model_is_refused_and_changes_nothing(trained):
+    root, _, _ = trained
+    before = hashes(root / "model")
+    for output in ("model", "./model/", str(root / "model"), "model/serving"):
+        process = run_tunekit("export", "model", output, cwd=root)
+        assert process.returncode == 2, process.stderr
+        assert "the model and the export are the same folder" in process.stderr
+    assert hashes(root / "model") == before
+
+
+def test_a_read_only_output_folder_is_named_before_training(tmp_path):
+    write_csv(tmp_path / "train.csv", ["a", "b"], ["neg", "pos"])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root writes into any folder with mode 555; an immutable folder is read-only to it
+        if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not available to make a folder read-only for root")
+    else:
+        locked.chmod(0o555)
+    try:
+        process = run_tunekit("train", "--backbone", "minilm-l6", "--train", "train.csv", "--text-column", "review",
+                              "--label-column", "sentiment", "--output", "locked/model", cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
+        locked.chmod(0o755)
+    assert process.returncode == 2, process.stderr
+    assert f"Cannot write {str(locked / 'model')!r}: the folder {str(locked)!r} is read-only" in process.stderr
+    assert "loading TensorFlow" not in process.stderr  # refused before any work
+    assert os.listdir(locked) == []

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from tunekit.files import MARKER_FILE, write_atomically
+from tunekit.files import MARKER_FILE, STAGING_TOKEN, is_tunekit_directory, sha256_of_file, write_atomically
 
 
 def _writer(content):
@@ -18,6 +19,23 @@ def _writer(content):
         with open(os.path.join(path, "data.txt"), "w") as file:
             file.write(content)
     return write
+
+
+def _hashes(root):
+    """{relative path: sha256 (files) or "dir"} of everything under `root`, to prove nothing changed."""
+    found = {}
+    for folder, directories, files in os.walk(root):
+        for name in directories:
+            found[os.path.relpath(os.path.join(folder, name), root)] = "dir"
+        for name in files:
+            found[os.path.relpath(os.path.join(folder, name), root)] = sha256_of_file(os.path.join(folder, name))
+    return found
+
+
+def _leftover(parent, name, target):
+    """A staging folder that a killed `write_atomically` to `target` left behind (with its staging token)."""
+    os.makedirs(parent / name / "new")
+    (parent / name / STAGING_TOKEN).write_text(json.dumps({"target": str(target)}))
 
 
 def _user_folder(path):
@@ -50,8 +68,11 @@ def test_refuses_a_folder_of_user_files_and_a_regular_file(tmp_path):
 
 def test_replaces_its_own_folder_and_an_empty_one(tmp_path):
     write_atomically(tmp_path / "model", _writer("old"), kind="model")
-    assert json.loads((tmp_path / "model" / MARKER_FILE).read_text()) == {"kind": "model"}
-    write_atomically(tmp_path / "model", _writer("new"))
+    manifest = json.loads((tmp_path / "model" / MARKER_FILE).read_text())
+    assert (manifest["kind"], manifest["format_version"], list(manifest["files"])) == ("model", 1, ["data.txt"])
+    with pytest.raises(ValueError, match="it holds a tunekit model, and this writes a new export"):
+        write_atomically(tmp_path / "model", _writer("new"), kind="export")
+    write_atomically(tmp_path / "model", _writer("new"), kind="model")
     assert (tmp_path / "model" / "data.txt").read_text() == "new"
     (tmp_path / "empty").mkdir()
     write_atomically(tmp_path / "empty", _writer("e"))
@@ -62,8 +83,8 @@ def test_leftovers_of_killed_writes_are_removed_and_a_lost_target_restored(tmp_p
     write_atomically(tmp_path / "model", _writer("v1"))
     # A write killed before its swap, and one killed between the two renames of the non-atomic fallback.
     dead_pid = 2 ** 22 + 1  # above the default pid_max: no such process
-    (tmp_path / f".model.partial-{dead_pid}-abc" / "new").mkdir(parents=True)
-    os.makedirs(tmp_path / f".other.partial-{dead_pid}-def")
+    _leftover(tmp_path, f".model.partial-{dead_pid}-abc", tmp_path / "model")
+    _leftover(tmp_path, f".other.partial-{dead_pid}-def", tmp_path / "model")
     os.rename(tmp_path / "model", tmp_path / f".other.partial-{dead_pid}-def" / "previous")
     os.rename(tmp_path / f".other.partial-{dead_pid}-def", tmp_path / f".model.partial-{dead_pid}-def")
     write_atomically(tmp_path / "sibling", _writer("s"))  # writes to other paths leave them alone
@@ -109,3 +130,72 @@ def test_the_path_never_disappears_and_stays_complete_when_a_writer_is_killed(tm
     assert checks > 1000
     write_atomically(target, _writer("after the kill"))
     assert sorted(os.listdir(tmp_path)) == ["model"]  # the killed writer's staging folder is gone
+
+
+@pytest.mark.parametrize("marker", [
+    "# not json",
+    '{"project": "mine"}',
+    '{"kind": "model", "format_version": 3, "files": {}}',  # looks like tunekit's, but has no manifest checksum
+])
+def test_a_folder_holding_a_user_tunekit_json_is_not_taken_for_tunekit_s(tmp_path, marker):
+    project = tmp_path / "project"
+    _user_folder(project)
+    (project / MARKER_FILE).write_text(marker)
+    before = _hashes(project)
+    assert not is_tunekit_directory(project)
+    with pytest.raises(ValueError, match=r"holds files that tunekit did not write \(data.csv, script.py, tunekit.json\)"):
+        write_atomically(project, _writer("x"))
+    assert _hashes(project) == before
+    assert sorted(os.listdir(tmp_path)) == ["project"]
+
+
+def test_an_edited_manifest_or_a_missing_listed_file_makes_the_folder_not_tunekit_s(tmp_path):
+    write_atomically(tmp_path / "model", _writer("v1"), kind="model")
+    marker = tmp_path / "model" / MARKER_FILE
+    original = marker.read_text()
+    marker.write_text(original.replace('"model"', '"modes"'))  # one edit: the manifest checksum no longer matches
+    before = _hashes(tmp_path / "model")
+    with pytest.raises(ValueError, match="not a manifest tunekit wrote"):
+        write_atomically(tmp_path / "model", _writer("v2"))
+    assert _hashes(tmp_path / "model") == before
+    marker.write_text(original)
+    os.remove(tmp_path / "model" / "data.txt")
+    with pytest.raises(ValueError, match="files it lists are gone"):
+        write_atomically(tmp_path / "model", _writer("v2"))
+    assert os.listdir(tmp_path / "model") == [MARKER_FILE]
+
+
+def test_a_file_the_user_added_to_an_earlier_save_is_never_deleted(tmp_path):
+    write_atomically(tmp_path / "model", _writer("v1"), kind="model")
+    (tmp_path / "model" / "MY_NOTES.md").write_text("trained on the March data")
+    (tmp_path / "model" / "extra").mkdir()
+    (tmp_path / "model" / "extra" / "plot.png").write_bytes(b"png")
+    before = _hashes(tmp_path / "model")
+    with pytest.raises(ValueError, match=r"earlier tunekit model but also holds files tunekit did not write "
+                                         r"\(MY_NOTES.md, extra/plot.png\)"):
+        write_atomically(tmp_path / "model", _writer("v2"), kind="model")
+    assert _hashes(tmp_path / "model") == before
+    os.remove(tmp_path / "model" / "MY_NOTES.md")
+    shutil.rmtree(tmp_path / "model" / "extra")
+    write_atomically(tmp_path / "model", _writer("v2"), kind="model")  # only tunekit's files: replaced
+    assert (tmp_path / "model" / "data.txt").read_text() == "v2"
+
+
+def test_a_user_folder_named_like_a_staging_folder_is_kept(tmp_path):
+    write_atomically(tmp_path / "tgt", _writer("v1"))
+    user = tmp_path / ".tgt.partial-99999999-keep"
+    _user_folder(user)
+    (user / "previous").mkdir()  # even one shaped like a staging folder, without tunekit's token
+    before = _hashes(user)
+    shutil.rmtree(tmp_path / "tgt")
+    write_atomically(tmp_path / "tgt", _writer("v2"))
+    assert _hashes(user) == before
+    assert sorted(os.listdir(tmp_path)) == [user.name, "tgt"]
+
+
+def test_a_tilde_path_is_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    target = write_atomically("~/models/x", _writer("v1"))
+    assert target == str(tmp_path / "home" / "models" / "x")
+    assert sorted(os.listdir(tmp_path)) == ["home"]  # no folder literally named "~"

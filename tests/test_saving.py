@@ -10,6 +10,7 @@ import tensorflow as tf
 from sample_texts import sentiment_texts
 
 import tunekit as tk
+from tunekit.files import sha256_of_file
 
 TEXTS = ["The film was superb and lovely.", "The plot was dull and awful.", "", "good good bad"]
 
@@ -158,7 +159,7 @@ def test_load_model_refuses_a_newer_format_and_says_which_version_reads_it(train
     info = json.loads((tmp_path / "model" / "tunekit.json").read_text())
     info.update(format_version=99, tunekit_version="9.1.0")
     (tmp_path / "model" / "tunekit.json").write_text(json.dumps(info))
-    with pytest.raises(ValueError, match=r"format version 99 by tunekit 9.1.0.*reads format versions up to 2.*tunekit>=9.1.0"):
+    with pytest.raises(ValueError, match=r"format version 99 by tunekit 9.1.0.*reads format versions up to 3.*tunekit>=9.1.0"):
         tk.load_model(tmp_path / "model")
 
 
@@ -177,3 +178,114 @@ def test_saved_model_on_hub_encoder_loads_after_the_sources_are_deleted(tmp_path
     assert np.abs(tk.Trainer(loaded).predict(TEXTS) - expected).max() <= 1e-6
     loaded_again = tk.load_model(tk.save_model(loaded, tmp_path / "model2"))  # a loaded model saves again
     assert np.abs(tk.Trainer(loaded_again).predict(TEXTS) - expected).max() <= 1e-6
+
+
+def _hashes(root):
+    """{relative path: sha256} of every file under `root`, to prove a write changed nothing."""
+    return {os.path.relpath(os.path.join(folder, name), root): sha256_of_file(os.path.join(folder, name))
+            for folder, _, files in os.walk(root) for name in files}
+
+
+def _native_model(lora=False):
+    """A tiny classifier on a native encoder (what export_tflite converts), with LoRA adapters (what save_adapter
+    writes) when `lora`."""
+    from sample_texts import VOCAB
+
+    from tunekit.backbones.backbone import Backbone
+    from tunekit.backbones.bert import BertEncoder
+    from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
+
+    encoder = BertEncoder(vocabulary_size=len(VOCAB), hidden_size=32, num_layers=1, num_heads=4,
+                          intermediate_size=64, max_sequence_length=32, name="encoder")
+    encoder.build()
+    backbone = Backbone(encoder=encoder, preprocessor=WordPiecePreprocessor(VOCAB, seq_length=16), name="tiny")
+    backbone = tk.peft.enable_lora(backbone, seed=0) if lora else backbone
+    return tk.attach_head(backbone, "classification", labels=["neg", "pos"], seed=0)
+
+
+@pytest.mark.parametrize("marker", ["# not json", '{"project": "mine"}'])
+def test_no_writer_replaces_a_user_folder_that_holds_a_tunekit_json(trained, tmp_path, marker):
+    from tunekit.deploy import export_tflite
+
+    trainer, _ = trained
+    lora, native = _native_model(lora=True), _native_model()
+    writers = {"save_model": lambda path: tk.save_model(trainer.model, path),
+               "export_model": lambda path: tk.export_model(trainer.model, path),
+               "save_adapter": lambda path: tk.peft.save_adapter(lora, path),
+               "export_tflite": lambda path: export_tflite(native, path),
+               "trainer.save": trainer.save}
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('my training script')")
+    (project / "tunekit.json").write_text(marker)
+    before = _hashes(project)
+    for name, write in writers.items():
+        with pytest.raises(ValueError, match=r"holds files that tunekit did not write \(train.py, tunekit.json\)"):
+            write(project)
+        assert _hashes(project) == before, name
+    assert sorted(os.listdir(tmp_path)) == ["project"]
+
+
+def test_a_file_added_to_an_earlier_save_or_export_stops_the_next_one(trained, tmp_path):
+    trainer, _ = trained
+    for write in (trainer.save, trainer.export):
+        target = tmp_path / write.__name__
+        write(target)
+        (target / "MY_NOTES.md").write_text("lr 1e-3, the March data")
+        before = _hashes(target)
+        with pytest.raises(ValueError, match=r"earlier tunekit (model|export) but also holds files tunekit did "
+                                             r"not write \(MY_NOTES.md\)"):
+            write(target)
+        assert _hashes(target) == before
+
+
+def test_save_and_load_expand_the_home_folder(trained, tmp_path, monkeypatch):
+    trainer, _ = trained
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert trainer.save("~/models/m") == str(tmp_path / "home" / "models" / "m")
+    assert tk.load_model("~/models/m").task.labels == ["negative", "positive"]
+    assert os.listdir(tmp_path) == ["home"]  # no folder literally named "~"
+
+
+def test_an_edited_manifest_or_one_of_another_format_is_refused(trained, tmp_path):
+    from tunekit.files import manifest_digest
+
+    trainer, _ = trained
+    path = trainer.save(tmp_path / "model")
+    info_file = tmp_path / "model" / "tunekit.json"
+    original = info_file.read_text()
+    info_file.write_text(original.replace('"negative"', '"nefative"'))  # one flipped bit in a label name
+    with pytest.raises(ValueError, match="tunekit.json in .* changed since tunekit wrote it"):
+        tk.load_model(path)
+    for version in ("3", -1, 2, None):
+        info = json.loads(original)
+        info["format_version"] = version
+        info["manifest_sha256"] = manifest_digest(info)
+        info_file.write_text(json.dumps(info))
+        with pytest.raises(ValueError, match=f"has format version {version!r}, which this tunekit"):
+            tk.load_model(path)
+
+
+def test_weights_that_diverged_to_nan_are_never_saved_or_exported(tmp_path):
+    from tunekit.deploy import export_tflite
+
+    model = _native_model()
+    kernel = model.core.trainable_weights[-2]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    lora = _native_model(lora=True)
+    lora.core.trainable_weights[-1].assign(np.full(lora.core.trainable_weights[-1].shape, np.inf, "float32"))
+    for write in (lambda path: tk.save_model(model, path), lambda path: tk.export_model(model, path),
+                  lambda path: export_tflite(model, path), lambda path: tk.peft.save_adapter(lora, path)):
+        with pytest.raises(ValueError, match="weight tensors hold NaN or infinite values .* Training diverged"):
+            write(tmp_path / "out")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_never_replaces_a_saved_model(trained, tmp_path):
+    trainer, _ = trained
+    path = trainer.save(tmp_path / "model")
+    before = _hashes(path)
+    with pytest.raises(ValueError, match="it holds a tunekit model, and this writes a new export"):
+        trainer.export(path)
+    assert _hashes(path) == before

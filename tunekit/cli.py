@@ -84,7 +84,7 @@ def user_errors():
     """Turns the library's input-validation errors (raised before any work) into `UsageError`."""
     try:
         yield
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError) as error:
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UsageError(str(message)) from error
     except ImportError as error:
@@ -283,6 +283,12 @@ def data_spec(value, defaults):
     if "dataset" in spec:
         if "data_dir" in defaults and "data_dir" not in spec and spec["dataset"] != "imdb":
             spec["data_dir"] = defaults["data_dir"]
+        if spec["dataset"] in NAMED_DATASETS and spec["dataset"] != "imdb" and "data_dir" not in spec:
+            raise UsageError(
+                f"the dataset {spec['dataset']!r} is read from its downloaded files: pass --data-dir DIR, the folder "
+                "holding them (GLUE's train.tsv / dev.tsv, or the files named in tunekit.datasets), or "
+                "data.data_dir in the config. Only imdb needs no --data-dir (a sample ships with tunekit)."
+            )
         return spec
     if "path" not in spec:
         raise UsageError(f"data source {value!r} needs path: FILE or dataset: NAME ({', '.join(NAMED_DATASETS)}).")
@@ -392,14 +398,27 @@ def infer_head(head, data_format_is_conll, labels, label_names):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def check_distinct(first, second, what):
+    """Raises `UsageError` when two folders are the same, or one lies inside the other (`what` names them)."""
+    from tunekit.files import user_path
+
+    a, b = os.path.realpath(user_path(first)), os.path.realpath(user_path(second))
+    if a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep):
+        raise UsageError(f"{what} are the same folder ({first!r}, {second!r}), or one lies inside the other: the "
+                         "second write would replace the first. Give two separate folders, e.g. my_model and "
+                         "my_model_serving.")
+
+
 def command_train(args):
     config = build_train_config(args)
     from tunekit.files import check_replaceable
 
-    for key in ("output", "export"):
+    if config["export"]:
+        check_distinct(config["output"], config["export"], "--output and --export")
+    for key, kind in (("output", "model"), ("export", "export")):
         if config[key]:
             with user_errors():
-                check_replaceable(config[key])
+                check_replaceable(config[key], kind)
     data = config["data"]
     options = ("text_column", "label_column", "text_pair_column", "data_dir")
     defaults = {key: data[key] for key in options if key in data}
@@ -460,6 +479,7 @@ def command_train(args):
 
 
 def load_saved_model(path, args):
+    path = os.path.expanduser(path)
     if not os.path.exists(path):
         raise UsageError(f"model {path!r} does not exist.")
     status(args, f"loading {path}")
@@ -619,6 +639,7 @@ def artifact_records(artifact, outputs):
 def open_predictor(path, args):
     """`(per_token, num_segments, predict)` for a saved model folder or an exported artifact folder (SavedModel
     export or TFLite); `predict(x)` gives one JSON-ready dict per input."""
+    path = os.path.expanduser(path)
     if not os.path.exists(path):
         raise UsageError(f"model {path!r} does not exist.")
     import_tensorflow(args)
@@ -694,8 +715,9 @@ def command_predict(args):
 def command_export(args):
     from tunekit.files import check_replaceable
 
+    check_distinct(args.model, args.output, "the model and the export")
     with user_errors():
-        check_replaceable(args.output)
+        check_replaceable(args.output, "export" if args.tflite is None else "tflite")
     if args.tflite is None and args.validation is not None:
         raise UsageError("--validation measures what compression costs: it goes with --tflite.")
     model = load_saved_model(args.model, args)
@@ -719,9 +741,9 @@ def command_export(args):
     with user_errors():  # a model whose ops cannot convert, labels that do not fit the model
         path = export_tflite(model, args.output, compression=args.tflite, validation_data=validation,
                              base=os.path.basename(os.path.normpath(args.model)))
-    from tunekit.deploy.artifact import read_manifest
+    from tunekit.files import FORMAT_VERSIONS, read_manifest
 
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, what="TFLite artifact", format_version={"tflite": FORMAT_VERSIONS["tflite"]})
     print(json.dumps({"export": path, "compression": args.tflite, "size_bytes": manifest.get("size_bytes"),
                       "accuracy": manifest.get("accuracy")}, default=to_json))
     return 0

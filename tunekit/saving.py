@@ -1,7 +1,8 @@
 """Saving, loading and exporting `TextModel`s.
 
 - `save_model(model, path)`: a directory with `model.keras` (architecture, weights, label names,
-  `seq_length`) and `tunekit.json` (format version, task, a sha256 of every file). `load_model(path)`
+  `seq_length`) and `tunekit.json` (format version, task, a sha256 of every file and of the manifest itself,
+  see `tunekit.files.write_manifest`). `load_model(path)`
   restores it; no extra imports needed. The SavedModels of a TF Hub encoder or preprocessor are copied
   into `hub/`, so the folder loads on a machine without the original TF Hub cache or directory.
 - `export_model(model, path)`: a self-contained TF SavedModel for serving (TF Serving, `tf.saved_model.load`),
@@ -10,8 +11,10 @@
   sentences in, one tag per word out).
 
 All writes are atomic (the target appears complete, or stays as it was) and never replace a folder or
-file that tunekit did not write (see `tunekit.files.write_atomically`). `load_model` checks every file
-against its recorded checksum, so a damaged save is reported by name instead of loaded.
+file that tunekit did not write (see `tunekit.files.write_atomically`). `load_model` checks the manifest and every
+file against its recorded checksum, so a damaged or edited save is reported by name instead of loaded. A model
+whose weights hold NaN or infinite values (a diverged training run) is refused by `save_model` and
+`export_model` (`check_finite_weights`).
 
 Example:
 
@@ -22,17 +25,17 @@ Example:
 """
 
 import contextlib
-import json
 import os
 import shutil
 import zipfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
 from tunekit.backbones.resolve import local_copies
-from tunekit.files import MARKER_FILE, DamagedArtifactError, file_checksums, verify_checksums, write_atomically
+from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, write_atomically, write_manifest
 from tunekit.model import TEXT_INPUT_NAMES, TextModel
 from tunekit.training.data import trim_to_longest
 
@@ -40,7 +43,8 @@ MODEL_FILE = "model.keras"
 INFO_FILE = MARKER_FILE
 HUB_FOLDER = "hub"
 # 1: model.keras + tunekit.json. 2: + checksums of every file, TF Hub SavedModels copied into hub/.
-FORMAT_VERSION = 2
+# 3: + the manifest's checksum of itself (older saves are not read: their manifests cannot be checked).
+FORMAT_VERSION = FORMAT_VERSIONS["model"]
 
 
 def _check_model(model):
@@ -54,11 +58,21 @@ def _hub_sources(model):
             if getattr(layer, "source_path", None)}
 
 
+def check_finite_weights(model, action="save"):
+    """Raises `ValueError` when a floating-point weight of `model` holds NaN or an infinity (a diverged run),
+    naming the first such weight; `action` ("save", "export") is what is refused."""
+    weights = [weight for weight in model.core.weights if keras.backend.is_float_dtype(weight.dtype)]
+    bad = [weight.path for weight in weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight)))]
+    if bad:
+        raise ValueError(
+            f"Refusing to {action} the model: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinite "
+            f"values (first: {bad[0]}), so it would predict NaN. Training diverged: train again with a lower "
+            "learning_rate (and clipnorm), or load the last good save or checkpoint.")
+
+
 def _write_info(directory, info):
-    info = {"format_version": FORMAT_VERSION, "tunekit_version": _tunekit_version(), **info,
-            "files": file_checksums(directory)}
-    with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as file:
-        json.dump(info, file, indent=2)
+    write_manifest(directory, {"format_version": FORMAT_VERSIONS[info["kind"]], "tunekit_version": _tunekit_version(),
+                               **info})
 
 
 def _tunekit_version():
@@ -74,6 +88,7 @@ def save_model(model, path):
     refused with a `ValueError` (see `tunekit.files.write_atomically`).
     """
     _check_model(model)
+    check_finite_weights(model, "save")
     sources = _hub_sources(model)
 
     def write(directory):
@@ -90,25 +105,10 @@ def save_model(model, path):
     return write_atomically(path, write, kind="model")
 
 
-def read_info(path, *, what="saved model"):
-    """The `tunekit.json` of a saved folder, checked: readable, a format this tunekit reads, files intact."""
-    info_file = os.path.join(path, INFO_FILE)
-    try:
-        with open(info_file, encoding="utf-8") as file:
-            info = json.load(file)
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as error:
-        raise DamagedArtifactError(f"This {what} is damaged: {INFO_FILE} in {path!r} cannot be read ({error}).") from None
-    version = info.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path!r} was written in tunekit's format version {version} by tunekit {info.get('tunekit_version', '?')}; "
-            f"this tunekit ({_tunekit_version()}) reads format versions up to {FORMAT_VERSION}. Upgrade to read it: "
-            f"pip install -U \"tunekit>={info.get('tunekit_version', _tunekit_version())}\"."
-        )
-    verify_checksums(path, info.get("files", {}), what=what)
-    return info
+def read_info(path, *, what="saved model", kinds=("model",)):
+    """The `tunekit.json` of a saved folder, checked: readable, unedited, a format this tunekit reads, files
+    intact (see `tunekit.files.read_manifest`)."""
+    return read_manifest(path, what=what, kinds=kinds, format_version=FORMAT_VERSION)
 
 
 def _check_keras_file(file):
@@ -139,7 +139,7 @@ def load_model(path):
     import tunekit.preprocessing.wordpiece  # noqa: F401
     import tunekit.training.optimization  # noqa: F401
 
-    path = os.path.abspath(os.fspath(path))
+    path = user_path(path)
     copies = {}
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, INFO_FILE)) and not os.path.exists(os.path.join(path, MODEL_FILE)):
@@ -170,6 +170,7 @@ def export_model(model, path):
     tunekit folder.
     """
     _check_model(model)
+    check_finite_weights(model, "export")
     archive = keras.export.ExportArchive()
     archive.track(model)
     if model.task.per_token:

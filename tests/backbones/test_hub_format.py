@@ -92,11 +92,14 @@ def test_replaces_existing_folder_atomically_and_without_extras(tmp_path, tiny_c
     export_dir = tmp_path / "encoder"
     encoder = BertEncoder(**tiny_config)
     save_hub_encoder(BertEncoder(**tiny_config), export_dir)  # an earlier export, which holds tunekit.json
-    (export_dir / "stale.txt").write_text("from an earlier export")
+    (export_dir / "stale.txt").write_text("added by the user")
+    with pytest.raises(ValueError, match=r"also holds files tunekit did not write \(stale.txt\)"):
+        save_hub_encoder(encoder, export_dir)  # a file its manifest does not list is never deleted
+    (export_dir / "stale.txt").unlink()
 
     assert save_hub_encoder(encoder, export_dir) == str(export_dir)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["encoder"]  # no temporary siblings left
-    assert not (export_dir / "stale.txt").exists() and (export_dir / "saved_model.pb").is_file()
+    assert (export_dir / "saved_model.pb").is_file()
     loaded = tf.saved_model.load(str(export_dir))
     assert not hasattr(loaded, "vocab_file") and not hasattr(loaded, "do_lower_case")
     inputs = make_inputs(4)

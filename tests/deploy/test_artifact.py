@@ -1,5 +1,7 @@
-"""`load_artifact` on SavedModel exports: outputs, labels, the fallback without tunekit.json, and wrong folders."""
+"""`load_artifact` on SavedModel exports: outputs, labels, and refusals: no or an edited tunekit.json, a format
+it does not read, wrong folders."""
 
+import json
 import os
 
 import numpy as np
@@ -28,16 +30,49 @@ def test_savedmodel_artifact_predicts_like_the_model(export_dir, classifier, fix
     assert artifact.predict_labels(texts) == outputs["label"].tolist()
 
 
-def test_export_without_manifest_falls_back_to_its_signature(export_dir, tmp_path):
+def test_an_export_without_its_manifest_is_refused(export_dir, tmp_path):
     import shutil
 
     from tunekit.deploy import load_artifact
 
     bare = shutil.copytree(export_dir, tmp_path / "bare")
     os.remove(bare / "tunekit.json")
-    artifact = load_artifact(bare)
-    assert (artifact.num_segments, artifact.task, artifact.labels) == (1, {"name": "classification"}, None)
-    assert artifact.predict_labels(["The film was good."])[0] in ("negative", "positive")
+    with pytest.raises(ValueError, match="holds saved_model.pb but no tunekit.json: without it the task, the label names"):
+        load_artifact(bare)
+
+
+def test_an_edited_manifest_is_refused(export_dir, tmp_path):
+    """One flipped bit in a label name (`negative` -> `nefative`) would be served: the manifest checksum catches it."""
+    import shutil
+
+    from tunekit.deploy import load_artifact
+
+    edited = shutil.copytree(export_dir, tmp_path / "edited")
+    text = (edited / "tunekit.json").read_text()
+    assert text.count('"negative"') == 1
+    (edited / "tunekit.json").write_text(text.replace('"negative"', '"nefative"'))
+    with pytest.raises(ValueError, match="tunekit.json in .* changed since tunekit wrote it"):
+        load_artifact(edited)
+
+
+@pytest.mark.parametrize("version", [99, "3", -1, None, 2])
+def test_a_manifest_of_a_format_it_does_not_read_is_refused(export_dir, tmp_path, version):
+    import shutil
+
+    from tunekit.deploy import load_artifact
+    from tunekit.files import manifest_digest
+
+    other = shutil.copytree(export_dir, tmp_path / "other")
+    manifest = json.loads((other / "tunekit.json").read_text())
+    if version is None:
+        del manifest["format_version"]
+    else:
+        manifest["format_version"] = version
+    manifest["manifest_sha256"] = manifest_digest(manifest)  # a consistent manifest, only the version is wrong
+    (other / "tunekit.json").write_text(json.dumps(manifest))
+    message = "reads format versions up to 3" if version == 99 else f"has format version {version!r}, which this"
+    with pytest.raises(ValueError, match=message):
+        load_artifact(other)
 
 
 def test_folders_that_are_not_exports_are_refused(classifier, tmp_path):

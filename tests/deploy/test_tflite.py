@@ -138,7 +138,7 @@ def test_corrupted_truncated_and_swapped_files_are_refused(classifier_exports, p
     import shutil
 
     from tunekit.deploy import load_artifact
-    from tunekit.files import sha256_of_file
+    from tunekit.files import manifest_digest, sha256_of_file
 
     truncated = shutil.copytree(classifier_exports["int8"], tmp_path / "truncated")
     with open(truncated / "model.tflite", "r+b") as file:
@@ -149,6 +149,7 @@ def test_corrupted_truncated_and_swapped_files_are_refused(classifier_exports, p
     # Without a checksum to catch it, the runtime's own check names the file.
     manifest = json.loads((truncated / "tunekit.json").read_text())
     manifest["files"]["model.tflite"] = sha256_of_file(truncated / "model.tflite")
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     (truncated / "tunekit.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not a readable TFLite model"):
         load_artifact(truncated)

@@ -38,7 +38,7 @@ def test_adapter_directory_holds_only_what_trained_and_the_base_identity(saved, 
     path, _ = saved["sentiment"]
     info, arrays = read_adapter(path)
     base = new_backbone()
-    assert info["kind"] == "adapter" and info["format_version"] == 1
+    assert info["kind"] == "adapter" and info["format_version"] == 2
     assert info["base"]["name"] == "tiny-bert-1"
     assert info["base"]["weights_sha256"] == tk.peft.weights_fingerprint(base.encoder)
     assert info["lora"] == {"rank": 4, "alpha": 8.0, "targets": ["query", "value"], "dropout": 0.0}
@@ -92,25 +92,31 @@ def test_truncated_or_damaged_adapters_are_refused(saved, new_backbone, tmp_path
     payload = (truncated / "adapter.npz").read_bytes()
     (truncated / "adapter.npz").write_bytes(payload[: len(payload) // 2])
     backbone = new_backbone()
-    with pytest.raises(ValueError, match="is damaged: adapter.npz does not match the hash"):
+    with pytest.raises(ValueError, match="adapter is damaged: adapter.npz in .* changed since it was written"):
         load_adapter(truncated, backbone)
     assert backbone.encoder.trainable
 
     broken_json = shutil.copytree(source, tmp_path / "broken_json")
     (broken_json / "tunekit.json").write_text('{"format_version": 1, "kind": "ada')
-    with pytest.raises(ValueError, match="is damaged or not a tunekit adapter"):
+    with pytest.raises(ValueError, match="adapter is damaged: tunekit.json in .* cannot be read"):
         load_adapter(broken_json, backbone)
+
+    edited = shutil.copytree(source, tmp_path / "edited")  # another alpha, as a hand edit would give
+    text = (edited / "tunekit.json").read_text()
+    (edited / "tunekit.json").write_text(text.replace('"alpha": 8.0', '"alpha": 16.0'))
+    with pytest.raises(ValueError, match="tunekit.json in .* changed since tunekit wrote it"):
+        load_adapter(edited, backbone)
 
     missing = shutil.copytree(source, tmp_path / "missing")
     (missing / "adapter.npz").unlink()
-    with pytest.raises(ValueError, match="is incomplete: cannot read adapter.npz"):
+    with pytest.raises(ValueError, match="adapter is damaged: adapter.npz is missing"):
         load_adapter(missing, backbone)
 
     with pytest.raises(ValueError, match="is not an adapter directory"):
         load_adapter(tmp_path / "nowhere", backbone)
 
     model_dir = tk.save_model(tk.attach_head(new_backbone(), "classification", num_classes=2), tmp_path / "model")
-    with pytest.raises(ValueError, match="does not describe a tunekit LoRA adapter|damaged or not a tunekit adapter"):
+    with pytest.raises(ValueError, match="holds a tunekit 'model' folder, not a adapter"):
         load_adapter(model_dir, backbone)
     assert backbone.encoder.trainable and all(v.trainable for v in backbone.encoder.weights)
 

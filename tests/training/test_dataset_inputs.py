@@ -90,9 +90,9 @@ def test_checkpoint_write_that_dies_leaves_no_file_under_the_final_name(backbone
     monkeypatch.setattr(type(trainer.model.core), "save_weights", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(texts, labels)
-    assert os.listdir(tmp_path / "ckpt") == []  # neither a truncated epoch-01 nor the temporary file
+    assert os.listdir(tmp_path / "ckpt") == ["tunekit.json"]  # neither a truncated epoch-01 nor the temporary file
     monkeypatch.setattr(type(trainer.model.core), "save_weights", save_weights)
     (tmp_path / "ckpt" / ".partial-999-epoch-01.weights.h5").write_bytes(b"left by a killed run")
     trainer.fit(texts, labels, epochs=2)
-    assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "epoch-02.weights.h5"]
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "epoch-02.weights.h5", "tunekit.json"]
     trainer.model.core.load_weights(str(tmp_path / "ckpt" / "epoch-02.weights.h5"))

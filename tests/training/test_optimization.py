@@ -10,11 +10,30 @@ from tunekit.training.optimization import LayerwiseAdamW, check_layer_decay, cre
     ("fast", TypeError, r"learning_rate must be a number such as 3e-5, got str 'fast'"),
     (True, TypeError, "got bool"),
     (None, TypeError, "got NoneType"),
-    (-1e-5, ValueError, "must be positive"),
+    (-1e-5, ValueError, r"learning_rate must be in \(0, 1\], got -1e-05"),
+    (float("inf"), ValueError, "learning_rate must be a finite number such as 3e-5, got inf"),
+    (float("nan"), ValueError, "learning_rate must be a finite number"),
+    (1e6, ValueError, r"learning_rate must be in \(0, 1\], got 1000000.0: fine-tuning BERT uses 1e-5..1e-4"),
 ])
 def test_learning_rate_must_be_a_positive_number(learning_rate, error, match):
     with pytest.raises(error, match=match):
         create_optimizer([], learning_rate=learning_rate, total_steps=10)
+
+
+@pytest.mark.parametrize("setting, error, match", [
+    ({"weight_decay": float("nan")}, ValueError, "weight_decay must be a finite number such as 0.01, got nan"),
+    ({"weight_decay": float("inf")}, ValueError, "weight_decay must be a finite number"),
+    ({"weight_decay": -0.01}, ValueError, r"weight_decay must be >= 0 \(0.01 is usual"),
+    ({"weight_decay": "0.01"}, TypeError, r"weight_decay must be a number such as 0.01, got str '0.01' \(a string: "
+                                          "drop the quotes\)"),
+    ({"clipnorm": 0.0}, ValueError, "clipnorm must be a positive number such as 1.0"),
+    ({"clipnorm": -1.0}, ValueError, "clipnorm must be a positive number"),
+    ({"clipnorm": float("nan")}, ValueError, "clipnorm must be a finite number such as 1.0, got nan"),
+    ({"warmup_ratio": "0.1"}, TypeError, "warmup_ratio must be a number such as 0.1, got str"),
+])
+def test_settings_that_cannot_train_are_refused(setting, error, match):
+    with pytest.raises(error, match=match):
+        create_optimizer([], learning_rate=3e-5, total_steps=10, **setting)
 
 
 def test_layerwise_adamw_with_multipliers_of_one_computes_keras_adamw():

@@ -104,3 +104,63 @@ def test_second_fit_continues_and_reset_starts_afresh():
     twice.fit(texts, labels, epochs=1, reset=True)
     assert int(twice.model.core.optimizer.iterations) == 4
     assert twice.history["epoch"] == [1]
+
+
+def test_a_backup_of_another_run_with_the_same_shapes_is_refused_naming_what_differs(tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(3)])
+    texts, labels = sentiment_texts(64, seed=4)
+    before = sorted(os.listdir(tmp_path))
+
+    other_rate = build(backup_dir=tmp_path)
+    other_rate = tk.Trainer(other_rate.model, learning_rate=2e-3, epochs=3, batch_size=8, seed=0, verbose=0,
+                            backup_dir=tmp_path, backup_every=2)
+    with pytest.raises(ValueError, match="different run.*learning_rate: backup 0.001, now 0.002"):
+        other_rate.fit(texts, labels)
+    with pytest.raises(ValueError, match=r"different run \(data_sha256: backup [0-9a-f]{12}\.\.\., now "):
+        build(backup_dir=tmp_path).fit(*sentiment_texts(64, seed=5))  # other texts, as many
+    other_base = build(backup_dir=tmp_path)
+    kernel = other_base.model.encoder.transformer_blocks[0].query.kernel
+    kernel.assign(kernel + 0.01)
+    with pytest.raises(ValueError, match=r"different run \(initial_weights_sha256: backup "):
+        other_base.fit(texts, labels)
+    with pytest.raises(ValueError, match=r"different run \(dropout: backup \[0.1, .*\], now \[0.2, "):
+        train(backup_dir=tmp_path, dropout=0.2)
+    assert sorted(os.listdir(tmp_path)) == before  # the backups are kept for the run they belong to
+
+
+def _newest_backup(directory):
+    return directory / sorted(name for name in os.listdir(directory) if name.startswith("step-"))[-1]
+
+
+def test_a_damaged_or_edited_newest_backup_falls_back_to_the_one_before(uninterrupted, tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(13)])
+    newest = _newest_backup(tmp_path)
+    variables = newest / "variables.npz"
+    payload = bytearray(variables.read_bytes())
+    payload[len(payload) // 2] ^= 1
+    variables.write_bytes(bytes(payload))
+    with pytest.warns(UserWarning, match=r"training backup is damaged: variables.npz .* changed since it was "
+                                         r"written.*Resuming from the backup before it"):
+        trainer = train(backup_dir=tmp_path)
+    assert max_difference(uninterrupted, weights_of(trainer)) <= 1e-6
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(13)])
+    manifest = _newest_backup(tmp_path) / "tunekit.json"
+    manifest.write_text(manifest.read_text().replace('"seed": 0', '"seed": 1'))  # an edit: the checksum catches it
+    with pytest.warns(UserWarning, match="tunekit.json in .* changed since tunekit wrote it.*Resuming from the backup"):
+        trainer = train(backup_dir=tmp_path)
+    assert max_difference(uninterrupted, weights_of(trainer)) <= 1e-6
+
+
+def test_when_every_backup_is_damaged_resume_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(backup_dir=tmp_path, callbacks=[CrashAt(5)])
+    for name in os.listdir(tmp_path):
+        if name.startswith("step-"):
+            (tmp_path / name / "variables.npz").write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="Resuming from the backup before it"), \
+            pytest.raises(ValueError, match="No intact training backup is left in .*: delete the folder"):
+        train(backup_dir=tmp_path)

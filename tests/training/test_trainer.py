@@ -80,7 +80,7 @@ def test_early_stopping_and_checkpoints(backbone, tmp_path):
                                        checkpoint_dir=str(tmp_path / "ckpt"))
     epochs_run = len(history.history["loss"])
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
-        f"epoch-{i:02d}.weights.h5" for i in range(1, epochs_run + 1)]
+        f"epoch-{i:02d}.weights.h5" for i in range(1, epochs_run + 1)] + ["tunekit.json"]
     assert "val_loss" in history.history
 
 

@@ -10,8 +10,9 @@ Two kinds of artifact folder are recognised, by their files and their `tunekit.j
 Both take raw strings and give the same outputs, named like the SavedModel's `serving_default` outputs:
 classification `probabilities`, `class_id`, `label`; multi-label `probabilities`, `predicted`; regression
 `predictions`; token classification `tags`, `num_words`, `probabilities`. String outputs are numpy arrays of
-`str`. Every file is checked against the checksum recorded in `tunekit.json`, so a truncated or swapped file
-is reported by name instead of loaded.
+`str`. `tunekit.json` must be present, unedited (it carries a checksum of itself) and of the format this
+tunekit reads, and every file is checked against the checksum it records, so a truncated or swapped file, an
+edited label name or a missing manifest is reported by name instead of loaded (see `tunekit.files.read_manifest`).
 
 Example:
 
@@ -25,13 +26,12 @@ array(['positive'], dtype=object)
 ['positive', 'negative']
 """
 
-import json
 import os
 import threading
 
 import numpy as np
 
-from tunekit.files import MARKER_FILE, DamagedArtifactError, verify_checksums
+from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, verify_checksums
 from tunekit.texts import validate_texts
 
 TEXT_INPUT_NAMES = ("text", "text_pair")
@@ -55,14 +55,25 @@ def load_artifact(path):
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path (str or os.PathLike), got {type(path).__name__}.")
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    path = user_path(path)
     if not os.path.isdir(path):
         raise ValueError(
             f"{path!r} is not a folder. load_artifact takes the folder written by tunekit.export_model (a SavedModel) "
             "or tunekit.deploy.export_tflite (a .tflite model with its tunekit.json)."
         )
-    manifest = read_manifest(path)
-    kind = manifest.get("kind")
+    if not os.path.isfile(os.path.join(path, MARKER_FILE)):
+        found = [name for name in (TFLITE_FILE, SAVED_MODEL_FILE) if os.path.isfile(os.path.join(path, name))]
+        if found:
+            raise DamagedArtifactError(
+                f"{path!r} holds {found[0]} but no {MARKER_FILE}: without it the task, the label names and the "
+                "checksums of the files are unknown. Copy the whole folder, or export the model again with "
+                "tunekit.export_model or tunekit.deploy.export_tflite.")
+        raise ValueError(
+            f"{path!r} holds neither {SAVED_MODEL_FILE} (a SavedModel export) nor {TFLITE_FILE} (a TFLite artifact). "
+            "Give the folder written by tunekit.export_model or tunekit.deploy.export_tflite.")
+    manifest = read_manifest(path, what="exported model", verify_files=False,
+                             format_version={kind: FORMAT_VERSIONS[kind] for kind in ("export", "tflite", "model")})
+    kind = manifest["kind"]
     if os.path.isfile(os.path.join(path, TFLITE_FILE)):
         if kind != "tflite":
             raise ValueError(
@@ -72,7 +83,7 @@ def load_artifact(path):
             )
         return TFLiteArtifact(path, manifest)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
-        if kind not in (None, "export"):
+        if kind != "export":
             raise ValueError(
                 f"{path!r} holds a SavedModel but its {MARKER_FILE} describes a {kind!r} artifact: the manifest "
                 "belongs to another artifact. Export the model again with tunekit.export_model."
@@ -89,30 +100,13 @@ def load_artifact(path):
     )
 
 
-def read_manifest(path):
-    """The `tunekit.json` object of the folder `path`; `{}` when there is none; a `ValueError` if unreadable."""
-    file = os.path.join(path, MARKER_FILE)
-    if not os.path.isfile(file):
-        return {}
-    try:
-        with open(file, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{file!r} is not a readable JSON manifest ({error}); export the model again.") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(  # noqa: TRY004 - a malformed file, not an argument of the wrong type
-            f"{file!r} must hold a JSON object, got {type(manifest).__name__}; export the model again.")
-    return manifest
-
-
 class Artifact:
     """An exported model ready to predict. Made by `load_artifact`; subclasses run one kind of artifact.
 
     Attributes:
         path: the artifact folder.
         kind: `"export"` (SavedModel) or `"tflite"`.
-        task: the task's config dict (`{"name": "classification", "labels": [...], ...}`), or
-            `{"name": <guessed from the outputs>}` for an export without `tunekit.json`.
+        task: the task's config dict (`{"name": "classification", "labels": [...], ...}`).
         labels: the label (tag) names, or None.
         num_segments: 1 (single texts) or 2 (text pairs: `predict(texts, text_pairs)`).
         seq_length: tokens per text (None when unknown).
@@ -192,8 +186,10 @@ class SavedModelArtifact(Artifact):
 
     def __init__(self, path, manifest):
         super().__init__(path, manifest)
-        if manifest.get("files"):
-            verify_checksums(path, manifest["files"], what="export")
+        for key in ("task", "num_segments"):
+            if key not in manifest:
+                raise ValueError(f"{MARKER_FILE} in {path!r} lacks {key!r}; export the model again with export_model.")
+        verify_checksums(path, manifest["files"], what="export")
         import tensorflow as tf
         import tensorflow_text  # noqa: F401 - registers the text ops of the exported tokenizer
 
@@ -211,13 +207,13 @@ class SavedModelArtifact(Artifact):
                 "tunekit export."
             )
         self.num_segments = len(inputs)
-        if manifest.get("num_segments", self.num_segments) != self.num_segments:
+        if manifest["num_segments"] != self.num_segments:
             raise ValueError(
                 f"{MARKER_FILE} in {path!r} says num_segments={manifest['num_segments']} but the SavedModel takes "
                 f"{inputs}: the manifest belongs to another model. Export the model again."
             )
         self.seq_length = manifest.get("seq_length")
-        self.task = manifest.get("task") or {"name": _task_from_outputs(self._serve.structured_outputs)}
+        self.task = manifest["task"]
         self._tf = tf
 
     def _run(self, segments):
@@ -258,17 +254,6 @@ class TFLiteArtifact(Artifact):
     def _run(self, segments):
         feeds = {name: np.array(values, dtype=object) for name, values in zip(TEXT_INPUT_NAMES, segments)}
         return {name: np.asarray(value) for name, value in self._runner(**feeds).items()}
-
-
-def _task_from_outputs(outputs):
-    names = set(outputs)
-    if "tags" in names:
-        return "token_classification"
-    if "class_id" in names:
-        return "classification"
-    if "predicted" in names:
-        return "multilabel"
-    return "regression"
 
 
 def _concatenate(parts):

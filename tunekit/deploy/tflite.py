@@ -28,22 +28,16 @@ Example:
 -0.002
 """
 
-import json
 import os
 import re
 import warnings
 
 import numpy as np
 
-from tunekit.files import (
-    MARKER_FILE,
-    check_replaceable,
-    file_checksums,
-    write_atomically,
-)
+from tunekit.files import FORMAT_VERSIONS, check_replaceable, write_atomically, write_manifest
 
 COMPRESSIONS = ("int8", "float16", "float32")
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMAT_VERSIONS["tflite"]  # 2: the manifest holds a checksum of itself
 TFLITE_FILE = "model.tflite"
 # The tensorflow-text custom ops these models use; `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS` registers
 # their LiteRT kernels when an artifact is loaded. Any other custom op makes the conversion fail.
@@ -74,6 +68,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
     """
     from tunekit.backbones.hub_encoder import refuse_saved_model_encoder
     from tunekit.model import TextModel
+    from tunekit.saving import check_finite_weights
 
     if not isinstance(model, TextModel):
         raise TypeError(f"export_tflite needs a tunekit TextModel (from tunekit.attach_head), got {type(model).__name__}.")
@@ -83,7 +78,8 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
         raise TypeError(f"base must be a string naming the source model, got {type(base).__name__}.")
     refuse_saved_model_encoder(model.encoder, "LiteRT export", "its graph holds ops that LiteRT has no kernel for")
     validation = _validation_segments(model, validation_data) if validation_data is not None else None
-    check_replaceable(path)  # a user's folder is refused before the (slow) conversion
+    check_replaceable(path, "tflite")  # a user's folder is refused before the (slow) conversion
+    check_finite_weights(model, "export")
     flat, custom_ops = convert(model, compression)
 
     def write(directory):
@@ -108,10 +104,8 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
             "runtime_checked": runtime,
             "sample_max_abs_difference": check,
             "accuracy": _validate(model, runner, *validation, batch_size=batch_size) if validation else None,
-            "files": file_checksums(directory),
         }
-        with open(os.path.join(directory, MARKER_FILE), "w", encoding="utf-8") as file:
-            json.dump(manifest, file, indent=2)
+        write_manifest(directory, manifest)
 
     return write_atomically(path, write, kind="tflite")
 

@@ -3,8 +3,10 @@
 An adapter directory holds `adapter.npz` (the LoRA factors and the head's weights) and `tunekit.json`:
 `{"format_version", "kind": "adapter", "base": {"name", "weights_sha256", "num_layers", "hidden_size"},
 "lora": {"rank", "alpha", "targets", "dropout"}, "task", "num_segments", "pooling", "head_dropout",
-"seq_length", "weights_file_sha256"}`. Loading checks all of it before changing anything, and refuses an adapter
-for another base (weights hash), or, when loading into an existing LoRA model, with other targets, rank or alpha.
+"seq_length", "weights_file_sha256", "files", "manifest_sha256"}` (see `tunekit.files.write_manifest`). Loading
+checks all of it before changing anything (an edited `tunekit.json`, e.g. another alpha or pooling, fails its
+checksum), and refuses an adapter for another base (weights hash), or, when loading into an existing LoRA model,
+with other targets, rank or alpha.
 
 Example:
 
@@ -16,7 +18,6 @@ Example:
 
 import hashlib
 import io
-import json
 import os
 import zipfile
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from tunekit.backbones.backbone import Backbone
 from tunekit.backbones.bert import BertEncoder
-from tunekit.files import write_atomically
+from tunekit.files import FORMAT_VERSIONS, read_manifest, user_path, write_atomically, write_manifest
 from tunekit.heads import task_from_config
 from tunekit.model import TextModel, build_core
 from tunekit.peft.lora import (
@@ -38,7 +39,7 @@ from tunekit.peft.lora import (
 
 INFO_FILE = "tunekit.json"
 WEIGHTS_FILE = "adapter.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMAT_VERSIONS["adapter"]  # 2: the manifest holds a checksum of itself
 REQUIRED_KEYS = ("format_version", "kind", "base", "lora", "task", "num_segments", "pooling", "head_dropout",
                  "weights_file_sha256")
 LORA_KEYS = ("rank", "alpha", "targets", "dropout")
@@ -55,7 +56,10 @@ def save_adapter(model, path):
     Only what trained is stored (minilm-l6, rank 8: 0.3 MB on query/value, 1.3 MB on all projections, against
     87 MB for the model's weights).
     """
+    from tunekit.saving import check_finite_weights
+
     lora = lora_encoder_of(model)
+    check_finite_weights(model, "save the adapter of")
     if weights_fingerprint(lora.encoder) != lora.base_fingerprint:
         raise ValueError("The base encoder's weights changed since enable_lora (was it trained unfrozen?): the "
                          "adapter would not match the base it was trained with. Re-create the LoRA model.")
@@ -87,34 +91,29 @@ def save_adapter(model, path):
         os.makedirs(directory)
         with open(os.path.join(directory, WEIGHTS_FILE), "wb") as file:
             file.write(payload)
-        with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as file:
-            json.dump(info, file, indent=2)
+        write_manifest(directory, info)
 
     return write_atomically(path, write, kind="adapter")
 
 
 def read_adapter(path):
     """(info dict, {name: array}) of an adapter directory, checked for completeness; a ValueError if damaged."""
-    path = os.fspath(path)
+    path = user_path(path)
     info_file, weights_file = os.path.join(path, INFO_FILE), os.path.join(path, WEIGHTS_FILE)
     if not os.path.isdir(path) or not os.path.isfile(info_file):
         raise ValueError(f"{path!r} is not an adapter directory: expected {INFO_FILE} and {WEIGHTS_FILE} "
                          "(written by tunekit.peft.save_adapter).")
+    info = read_manifest(path, what="adapter", kinds=("adapter",), format_version=FORMAT_VERSION)
     try:
-        with open(info_file, encoding="utf-8") as file:
-            info = json.load(file)
         lora, base = info["lora"], info["base"]
         for section, keys in ((info, REQUIRED_KEYS), (lora, LORA_KEYS), (base, BASE_KEYS)):
             missing = [key for key in keys if key not in section]
             if missing:
                 raise KeyError(f"missing {missing}")
-        checks = (info["kind"] == "adapter", info["format_version"] == FORMAT_VERSION,
-                  isinstance(lora["targets"], list), isinstance(base["weights_sha256"], str))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        if not isinstance(lora["targets"], list) or not isinstance(base["weights_sha256"], str):
+            raise TypeError("lora.targets must be a list and base.weights_sha256 a str")
+    except (KeyError, TypeError) as error:
         raise ValueError(f"{info_file!r} is damaged or not a tunekit adapter description ({error!r}).") from error
-    if not all(checks):
-        raise ValueError(f"{info_file!r} does not describe a tunekit LoRA adapter of format version "
-                         f"{FORMAT_VERSION} (kind {info.get('kind')!r}, version {info.get('format_version')!r}).")
     try:
         with open(weights_file, "rb") as file:
             payload = file.read()

@@ -7,11 +7,15 @@ always complete; a process killed while writing leaves the previous backup as th
 
 - `variables.npz`: every variable of the model (weights and the dropout layers' random states), of the optimizer
   (moments, iteration count, hence the schedule position) and of the running training metrics;
-- `tunekit.json`: `{"format_version", "kind": "backup", "run", "epoch", "step", "seed", "history", "checksums"}`:
-  the epoch and the step within it to continue from, the seed of the shuffle order (a function of seed and epoch),
-  the history so far, a SHA-256 per file, and `run`, what the backup was made for (model, task, variables, data
-  size, batch size, epochs). A backup of another run is refused with a message saying what differs.
+- `tunekit.json`, a manifest (`tunekit.files.write_manifest`: a SHA-256 per file and of itself, so an edited
+  step, seed or epoch is refused): `{"format_version", "kind": "backup", "run", "epoch", "step", "seed",
+  "history", ...}`: the epoch and the step within it to continue from, the seed of the shuffle order (a function
+  of seed and epoch), the history so far, and `run`, the run's fingerprint: model, task, variables, settings
+  (learning rate, weight decay, schedule, ...), a SHA-256 of the training data, of the model's architecture
+  (dropout rates included) and of its weights before training (the base model). A backup of another run is
+  refused with a message naming what differs.
 
+If the newest backup is damaged (a file changed or missing), the one before it is resumed, with a warning.
 `DIR` itself holds a `tunekit.json` of kind "backups", so tunekit never writes into a folder of the user's files.
 
 Example:
@@ -24,40 +28,42 @@ Example:
 import json
 import os
 import shutil
+import warnings
 
 import numpy as np
 
-from tunekit.files import MARKER_FILE, file_checksums, verify_checksums, write_atomically
+from tunekit.files import (FORMAT_VERSIONS, DamagedArtifactError, check_writable, read_manifest, user_path,
+                           write_atomically, write_manifest)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMAT_VERSIONS["backup"]
 KEEP = 2
 _PREFIX = "step-"
 _VARIABLES = "variables.npz"
 
 
-def _read_marker(directory):
+def _is_backups_folder(directory):
     try:
-        with open(os.path.join(directory, MARKER_FILE), encoding="utf-8") as file:
-            return json.load(file)
-    except (OSError, ValueError):
-        return None
+        read_manifest(directory, what="backup folder", kinds=("backups",), format_version=FORMAT_VERSIONS)
+    except ValueError:
+        return False
+    return True
 
 
 def check_backup_dir(directory):
     """Returns the absolute path of `directory` if it may hold backups (absent, empty, or made by tunekit);
-    raises `ValueError` for a file or a folder of other files."""
+    raises `ValueError` for a file or a folder of other files, `PermissionError` for a read-only one."""
     if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"backup_dir must be a folder path, got {type(directory).__name__}.")
-    directory = os.path.abspath(os.fspath(directory))
+    directory = user_path(directory)
     if os.path.lexists(directory):
         if not os.path.isdir(directory):
             raise ValueError(f"backup_dir {directory!r} is a file; give a folder for the training backups.")
-        marker = _read_marker(directory)
-        if os.listdir(directory) and (not isinstance(marker, dict) or marker.get("kind") != "backups"):
+        if os.listdir(directory) and not _is_backups_folder(directory):
             raise ValueError(
                 f"backup_dir {directory!r} holds files that are not tunekit training backups. Give a new or empty "
                 "folder (each training run needs its own backup_dir)."
             )
+    check_writable(os.path.join(directory, _PREFIX))  # the folder, or the nearest one above it that exists
     return directory
 
 
@@ -84,27 +90,54 @@ class BackupStore:
         return [os.path.join(self.directory, name) for name in sorted(names, reverse=True)]
 
     def restore(self, variables):
-        """Loads the newest backup into `variables` and returns its state dict (epoch, step, seed, history, ...),
-        or None when there is no backup. Raises `ValueError` for a backup of a different run."""
-        for path in self._backups():
-            state = _read_marker(path)
-            if not isinstance(state, dict) or state.get("kind") != "backup":
+        """Loads the newest intact backup into `variables` and returns its state dict (epoch, step, seed, history,
+        ...), or None when there is no backup. A damaged newest backup is passed over with a warning for the one
+        before it.
+
+        Raises:
+            ValueError: the backup was made for a different run (the message names what differs), or is of a
+                format this tunekit does not read.
+            DamagedArtifactError: every backup is damaged.
+        """
+        backups = self._backups()
+        for index, path in enumerate(backups):
+            try:
+                state, values = self._read(path, variables)
+            except DamagedArtifactError as error:
+                if index + 1 == len(backups):
+                    raise DamagedArtifactError(
+                        f"{error} No intact training backup is left in {self.directory!r}: delete the folder to "
+                        "train from the start.") from None
+                warnings.warn(f"{error} Resuming from the backup before it, {backups[index + 1]!r} (the damaged "
+                              "one is removed).", stacklevel=3)
                 continue
-            if state.get("run") != self.run:
-                raise ValueError(self._mismatch(path, state.get("run") or {}))
-            verify_checksums(path, state["checksums"], what="training backup")
-            with np.load(os.path.join(path, _VARIABLES)) as arrays:
-                values = [arrays[f"v{i}"] for i in range(len(arrays.files))]
-            if len(values) != len(variables) or any(
-                    tuple(v.shape) != value.shape for v, value in zip(variables, values)):
-                raise ValueError(self._mismatch(path, {**state["run"], "variables": "other shapes"}))
+            for damaged in backups[:index]:  # the run continues from here and writes those steps again
+                self._remove(damaged)
             for variable, value in zip(variables, values):
                 variable.assign(value)
             return state
         return None
 
+    def _read(self, path, variables):
+        """(state, arrays) of the backup `path`, checked: intact, of this run, of the variables' shapes."""
+        state = read_manifest(path, what="training backup", kinds=("backup",), format_version=FORMAT_VERSIONS)
+        if state.get("run") != self.run:
+            raise ValueError(self._mismatch(path, state.get("run") or {}))
+        try:
+            with np.load(os.path.join(path, _VARIABLES)) as arrays:
+                values = [arrays[f"v{i}"] for i in range(len(arrays.files))]
+        except (OSError, ValueError, KeyError) as error:
+            raise DamagedArtifactError(f"This training backup is damaged: {_VARIABLES} in {path!r} cannot be read "
+                                       f"({error}).") from None
+        if len(values) != len(variables) or any(tuple(v.shape) != value.shape for v, value in zip(variables, values)):
+            raise ValueError(self._mismatch(path, {**state["run"], "variables": "other shapes"}))
+        return state, values
+
     def _mismatch(self, path, found):
-        differences = [f"{key}: backup {found.get(key)!r}, now {self.run.get(key)!r}"
+        def shown(value):
+            return value[:12] + "..." if isinstance(value, str) and len(value) == 64 else repr(value)
+
+        differences = [f"{key}: backup {shown(found.get(key))}, now {shown(self.run.get(key))}"
                        for key in sorted(set(found) | set(self.run)) if found.get(key) != self.run.get(key)]
         return (f"The training backup {path!r} was made for a different run ({'; '.join(differences)}). Resume with "
                 "the same model, task, data and settings, or give this run a new backup_dir (or delete the old one).")
@@ -114,20 +147,14 @@ class BackupStore:
         and drops all but the newest `KEEP` backups."""
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory, exist_ok=True)
-        if _read_marker(self.directory) is None:
-            write_marker = os.path.join(self.directory, f".{MARKER_FILE}.{os.getpid()}")
-            with open(write_marker, "w", encoding="utf-8") as file:
-                json.dump({"format_version": FORMAT_VERSION, "kind": "backups"}, file)
-            os.replace(write_marker, os.path.join(self.directory, MARKER_FILE))
+        if not _is_backups_folder(self.directory):
+            write_manifest(self.directory, {"format_version": FORMAT_VERSIONS["backups"], "kind": "backups"}, files={})
         values = {f"v{i}": np.asarray(variable.numpy()) for i, variable in enumerate(variables)}
 
         def write(path):
             os.makedirs(path)
             np.savez(os.path.join(path, _VARIABLES), **values)
-            metadata = {"format_version": FORMAT_VERSION, "kind": "backup", "run": self.run, **state,
-                        "checksums": file_checksums(path)}
-            with open(os.path.join(path, MARKER_FILE), "w", encoding="utf-8") as file:
-                json.dump(metadata, file, indent=1)
+            write_manifest(path, {"format_version": FORMAT_VERSION, "kind": "backup", "run": self.run, **state})
 
         write_atomically(os.path.join(self.directory, f"{_PREFIX}{state['global_step']:09d}"), write, kind="backup")
         for old in self._backups()[KEEP:]:

@@ -5,7 +5,14 @@
 - `DIR/epochs.csv`: Keras' `CSVLogger`, one row per epoch (appended to when a run resumes).
 - `DIR/steps.csv`: `StepLog`, one row every `every` optimizer steps (global step, epoch, loss, metrics, learning
   rate); rows past the point a resumed run continues from are dropped.
+- `DIR/tunekit.json`: the manifest that makes `DIR` tunekit's log folder, with the fingerprint of the run that
+  writes there (`claim_log_dir`). A folder of the user's files (their own `steps.csv`) is refused, and so is the
+  log folder of another run (other data, settings or base weights), whose rows a new run would drop; the same run,
+  resumed, continues its logs.
 - `plot_history(history, path)`: training and validation curves as an image (needs the `plots` extra).
+
+`DivergenceGuard` (Keras' `TerminateOnNaN`, plus the last good weights) stops a run whose loss or weights become
+NaN or infinite, so that `Trainer.fit` can restore the weights and say so.
 
 Example:
 
@@ -15,10 +22,17 @@ Example:
 """
 
 import csv
+import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from tunekit.files import check_writable, read_manifest, user_path, write_manifest
+
+LOGS_KIND = "logs"
+LOGS_FORMAT_VERSION = 1
 
 
 def _require(module, extra):
@@ -26,6 +40,97 @@ def _require(module, extra):
         return __import__(module)
     except ImportError:
         raise ImportError(f"This needs {module}: pip install \"tunekit[{extra}]\"") from None
+
+
+def check_log_dir(directory):
+    """The absolute path of `directory` (`~` expanded) if tunekit may write logs there: absent, empty, or a log folder
+    tunekit made. Raises `ValueError` for a file or a folder of other files, `PermissionError` for a read-only one
+    (before any training work)."""
+    if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"log_dir must be a folder path, got {type(directory).__name__}.")
+    directory = user_path(directory)
+    if os.path.lexists(directory):
+        if not os.path.isdir(directory):
+            raise ValueError(f"log_dir {directory!r} is a file, not a folder: give a folder for the training logs "
+                             "(e.g. runs/my_run), which tunekit creates.")
+        entries = sorted(os.listdir(directory))
+        if entries and _log_run(directory) is None:
+            raise ValueError(
+                f"log_dir {directory!r} holds files that tunekit did not write ({', '.join(entries[:5])}"
+                f"{', ...' if len(entries) > 5 else ''}), which its logs (steps.csv, epochs.csv) could overwrite. "
+                "Give a new or empty folder, e.g. runs/my_run.")
+    check_writable(os.path.join(directory, "steps.csv"))
+    return directory
+
+
+def _log_run(directory):
+    """The run recorded in the log folder's manifest; None when the folder has no valid tunekit log manifest."""
+    try:
+        manifest = read_manifest(directory, what="log folder", kinds=(LOGS_KIND,),
+                                 format_version=LOGS_FORMAT_VERSION, verify_files=False)
+    except ValueError:
+        return None
+    return manifest.get("run", {})
+
+
+def claim_log_dir(directory, run):
+    """Marks `directory` as the logs of `run` (a JSON-able fingerprint), before training starts. Raises
+    `ValueError` naming what differs when it holds the logs of another run (a new run would drop their rows)."""
+    directory = check_log_dir(directory)
+    recorded = _log_run(directory) if os.path.isdir(directory) else None
+    if recorded and recorded != run:
+        differences = [key for key in sorted(set(recorded) | set(run)) if recorded.get(key) != run.get(key)]
+        raise ValueError(
+            f"log_dir {directory!r} holds the logs of another training run (it differs in: {', '.join(differences)}); "
+            "writing there would drop that run's rows. Give this run its own log_dir, e.g. runs/my_run_2.")
+    os.makedirs(directory, exist_ok=True)
+    write_manifest(directory, {"kind": LOGS_KIND, "format_version": LOGS_FORMAT_VERSION, "run": run}, files={})
+    return directory
+
+
+class DivergenceGuard(keras.callbacks.TerminateOnNaN):
+    """Keras' `TerminateOnNaN` (stops training at the first NaN or infinite loss), which also keeps the model's
+    last good weights: those at the start of training and after each epoch whose weights were all finite.
+
+    The training loop calls `check_weights(epoch)` at every epoch end, before the other callbacks save anything (a
+    last step can make the weights NaN while its loss was still finite). After training, `diverged` describes what
+    went wrong (None if nothing did), `restore()` puts back the last good weights, and `good_epoch` is the number
+    of epochs they had trained (counted from the start of this `fit`).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged = None
+        self.good_epoch = 0
+        self._good = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.diverged, self.good_epoch, self._good = None, 0, self.model.get_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss) and self.diverged is None:
+            self.diverged = f"the training loss became {loss} at batch {batch + 1} of epoch {self._epoch + 1}"
+
+    def check_weights(self, epoch):
+        """True, keeping them as the last good weights, when every floating-point weight is finite after `epoch`;
+        otherwise False, and training stops."""
+        weights = self.model.get_weights()
+        if all(np.all(np.isfinite(w)) for w in weights if np.issubdtype(w.dtype, np.floating)):
+            self._good, self.good_epoch = weights, self.good_epoch + 1
+            return True
+        self.diverged = f"the model's weights became NaN or infinite during epoch {epoch + 1}"
+        self.model.stop_training = True
+        return False
+
+    def restore(self):
+        """Puts back the last good weights."""
+        self.model.set_weights(self._good)
 
 
 class StepLog(keras.callbacks.Callback):
@@ -95,7 +200,8 @@ class StepLog(keras.callbacks.Callback):
 
 
 def log_callbacks(log_dir, every=10):
-    """The callbacks of `Trainer(log_dir=...)`: TensorBoard (epochs), `epochs.csv`, and `StepLog`."""
+    """The callbacks of `Trainer(log_dir=...)`: TensorBoard (epochs), `epochs.csv`, and `StepLog` (the folder is
+    claimed with `claim_log_dir` first)."""
     _require("tensorboard", "logs")
     os.makedirs(log_dir, exist_ok=True)
     return [

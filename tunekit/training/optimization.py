@@ -12,6 +12,7 @@ Example:
 >>> optimizer = create_optimizer(model.core.trainable_variables, learning_rate=3e-5, total_steps=1000)  # doctest: +SKIP
 """
 
+import math
 import numbers
 
 import keras
@@ -126,6 +127,35 @@ def check_layer_decay(layer_decay):
     return float(layer_decay)
 
 
+MAX_LEARNING_RATE = 1.0
+
+
+def _number(value, name, example):
+    """`value` as a float; `TypeError` for a str, bool or other non-number, `ValueError` for NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number such as {example}, got {type(value).__name__} {value!r}"
+                        + (" (a string: drop the quotes)." if isinstance(value, str) else "."))
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number such as {example}, got {value!r}: training would only "
+                         "produce NaN weights.")
+    return float(value)
+
+
+def check_optimizer_settings(*, learning_rate, weight_decay, warmup_ratio, clipnorm):
+    """Refuses settings that cannot train (before any work): non-numbers, NaN or infinite values, a learning rate
+    outside (0, 1], a negative weight decay, a warmup ratio outside [0, 1), a clipnorm that is not positive."""
+    learning_rate = _number(learning_rate, "learning_rate", "3e-5")
+    if not 0.0 < learning_rate <= MAX_LEARNING_RATE:
+        raise ValueError(f"learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}: fine-tuning "
+                         "BERT uses 1e-5..1e-4 (up to about 1e-3 for tiny models); larger rates diverge to NaN.")
+    if _number(weight_decay, "weight_decay", "0.01") < 0:
+        raise ValueError(f"weight_decay must be >= 0 (0.01 is usual, 0 turns it off), got {weight_decay!r}.")
+    if not 0.0 <= _number(warmup_ratio, "warmup_ratio", "0.1") < 1.0:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio!r}.")
+    if clipnorm is not None and not _number(clipnorm, "clipnorm", "1.0") > 0:
+        raise ValueError(f"clipnorm must be a positive number such as 1.0 (None turns clipping off), got {clipnorm!r}.")
+
+
 def learning_rate_schedule(learning_rate, total_steps, *, warmup_ratio=0.1, schedule="linear"):
     """Peak `learning_rate`, reached after `warmup_ratio` of `total_steps`, then decayed to 0 by the end."""
     if schedule not in SCHEDULES:
@@ -161,10 +191,8 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
         learning_rate_multipliers: None, or one multiplier per variable of `variables` (a `LayerwiseAdamW`; see
             `layer_decay_multipliers`).
     """
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-        raise TypeError(f"learning_rate must be a number such as 3e-5, got {type(learning_rate).__name__} {learning_rate!r}.")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}.")
+    check_optimizer_settings(learning_rate=learning_rate, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+                             clipnorm=clipnorm)
     settings = dict(
         learning_rate=learning_rate_schedule(learning_rate, total_steps, warmup_ratio=warmup_ratio, schedule=schedule),
         weight_decay=weight_decay,

@@ -19,8 +19,10 @@ Token classification takes words and tags per sentence (see `tunekit.training.to
 [['B-PER', 'O', 'B-PER']]
 """
 
+import hashlib
 import math
 import random
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -33,7 +35,8 @@ from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
 from tunekit.training.backup import BackupStore, check_backup_dir
-from tunekit.training.checkpoint import EpochCheckpoint
+from tunekit.training.callbacks import DivergenceGuard, check_log_dir, claim_log_dir
+from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
 from tunekit.training.data import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
                                    text_epochs, tf_dataset)
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
@@ -41,10 +44,64 @@ from tunekit.training.optimization import check_layer_decay, create_optimizer, l
 from tunekit.training.token_data import check_tags, sentence_words, token_dataset, token_epochs
 
 
+MAX_SEED = 2**31 - 1
+
+
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
     return int(value)
+
+
+def _seed(seed):
+    """`seed` checked: None, or an int from 0 to 2**31 - 1."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int from 0 to {MAX_SEED} (or None), got {type(seed).__name__} {seed!r}"
+                        + (": drop the quotes." if isinstance(seed, str) else "."))
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an int from 0 to {MAX_SEED} (or None), got {seed!r}.")
+    return int(seed)
+
+
+def _reject_mapping(x, what="texts"):
+    """A dict given as texts would be read as its keys: refused, saying how to pass it."""
+    if isinstance(x, Mapping):
+        raise TypeError(
+            f"Got a dict ({len(x)} item(s)) as the {what}: tunekit would read its keys as the {what}. Pass a list "
+            "(or array, Series) of texts; for {text: label} data: fit(list(data.keys()), list(data.values())).")
+
+
+def fingerprint(*values):
+    """A sha256 hex digest of nested lists / tuples of str, numbers and numpy arrays (training data, weights)."""
+    digest = hashlib.sha256()
+
+    def update(value):
+        if isinstance(value, np.ndarray) and value.dtype.kind not in "OUS":
+            digest.update(f"a{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            digest.update(f"[{len(value)}".encode())
+            for item in value:
+                update(item)
+        else:
+            text = str(value).encode("utf-8", "surrogatepass")
+            digest.update(f"{type(value).__name__}{len(text)}:".encode() + text)
+
+    update(list(values))
+    return digest.hexdigest()
+
+
+def weights_sha256(model):
+    """A sha256 of a model's weights (not its dropout random states): what the run starts from."""
+    return fingerprint([np.asarray(keras.ops.convert_to_numpy(weight)) for weight in model.weights
+                        if weight.name != "seed_generator_state"])
+
+
+def dropout_rates(model):
+    """The rates of the model's Keras dropout layers, in order (part of a run's fingerprint)."""
+    return [float(layer.rate) for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
 
 
 def reseed_dropout(model, seed):
@@ -120,10 +177,11 @@ class Trainer:
         clipnorm: global gradient-norm clip.
         early_stopping_patience: with validation data, stop after this many epochs without a lower
             validation loss and restore the best weights.
-        checkpoint_dir: save the weights after every epoch into this folder (`epoch-XX.weights.h5`).
+        checkpoint_dir: save the weights after every epoch into this folder (`epoch-XX.weights.h5`): absent, empty
+            or one tunekit wrote checkpoints to (see `tunekit.training.checkpoint`).
         callbacks: extra Keras callbacks.
         seed: makes runs repeatable: seeds Keras/NumPy/Python, the shuffle order and every dropout layer
-            (for identical weights across processes also pass `seed` to `attach_head`).
+            (for identical weights across processes also pass `seed` to `attach_head`); an int from 0 to 2**31 - 1.
         group_by_length: batch training texts of similar length together. Each batch is padded only to its
             longest text, so on data of mixed lengths this cuts padding (SST-2: see benchmarks/sst2_minilm.py);
             batches stay random otherwise. Off by default: where length correlates with the label, batches of
@@ -132,10 +190,12 @@ class Trainer:
         verbose: Keras progress output: "auto", 0, 1 or 2.
         backup_dir: keep crash-safe backups of the run here (model, optimizer, epoch and step, data order,
             dropout random state; see `tunekit.training.backup`): rerunning the same script after a crash
-            resumes where the last backup was made. Backups are removed when `fit` completes.
+            resumes where the last backup was made. Backups are removed when `fit` completes. A backup of another
+            run (other data, settings, base weights or dropout) is refused, naming what differs.
         backup_every: optimizer steps between backups (besides one at every epoch end).
         log_dir: write TensorBoard event files and `epochs.csv` / `steps.csv` here (see
-            `tunekit.training.callbacks`; needs `pip install "tunekit[logs]"`).
+            `tunekit.training.callbacks`; needs `pip install "tunekit[logs]"`): absent, empty, or the log folder of
+            this same run (resumed).
         log_every: optimizer steps between rows of `steps.csv`.
         class_weight: "balanced", or a dict from label name (or class id) to weight; the loss of an example
             (a word, for token classification) is multiplied by its class's weight.
@@ -148,6 +208,12 @@ class Trainer:
 
     Under several workers (`python -m tunekit.distributed`), `batch_size` is the global batch: each of the N
     workers takes `batch_size / N` examples of it per step.
+
+    Settings that cannot train (a learning rate that is not a number in (0, 1], a NaN, infinite or negative weight
+    decay, a clipnorm that is not positive, a seed that is not an int from 0 to 2**31 - 1, a checkpoint or log
+    folder that is a file or holds the user's files) are refused here, before any work. A run whose loss or
+    weights become NaN or infinite stops with a `FloatingPointError` and the model keeps its last good weights
+    (see `fit`).
     """
 
     def __init__(self, model, *, learning_rate=3e-5, epochs=3, batch_size=32, weight_decay=0.01,
@@ -166,9 +232,9 @@ class Trainer:
         self.schedule = schedule
         self.clipnorm = clipnorm
         self.early_stopping_patience = early_stopping_patience
-        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_dir = None if checkpoint_dir is None else check_checkpoint_dir(checkpoint_dir)
         self.callbacks = list(callbacks or [])
-        self.seed = seed
+        self.seed = _seed(seed)
         self.group_by_length = group_by_length
         self.jit_compile = jit_compile
         self.verbose = verbose
@@ -180,7 +246,7 @@ class Trainer:
                 "restore them, so a resumed run would differ from an uninterrupted one. Freeze it "
                 "(load_backbone(..., trainable=False)) or train without backup_dir")
         self.backup_every = _positive_int(backup_every, "backup_every")
-        self.log_dir = log_dir
+        self.log_dir = None if log_dir is None else check_log_dir(log_dir)
         self.log_every = _positive_int(log_every, "log_every")
         self.class_weight = class_weight
         self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
@@ -196,6 +262,7 @@ class Trainer:
         self._loop = None
         self._epochs_done = 0
         self._run_seed = None
+        self._initial_weights = None
 
     @property
     def task(self):
@@ -231,6 +298,7 @@ class Trainer:
 
     def _texts_and_labels(self, x, y, *, labels_required=True):
         """In-memory texts and labels -> (validated segments, encoded labels or None)."""
+        _reject_mapping(x)
         segments = split_segments(x, self.model.num_segments)
         if y is None:
             if labels_required:
@@ -243,6 +311,7 @@ class Trainer:
 
     def _words_and_tags(self, x, y=None, *, labels_required=True):
         """Per-token tasks: the words of every sentence, and their tag ids (None without `y`)."""
+        _reject_mapping(x, "sentences")
         words = sentence_words(x)
         if y is None:
             if labels_required:
@@ -272,9 +341,10 @@ class Trainer:
 
         return encode
 
-    def _callbacks(self, has_validation, chief):
-        """User callbacks and early stopping run in every worker; files are written by the chief only."""
-        callbacks = list(self.callbacks)
+    def _callbacks(self, has_validation, chief, guard):
+        """User callbacks, the divergence guard and early stopping run in every worker; files are written by the
+        chief only."""
+        callbacks = [guard, *self.callbacks]
         if self.early_stopping_patience is not None:
             if not has_validation:
                 raise ValueError("early_stopping_patience needs validation_data to watch.")
@@ -313,7 +383,8 @@ class Trainer:
         return strategy
 
     def _training_batches(self, x, y):
-        """Validates the training data (before any work) -> (batches(epoch, seed), the encoded labels).
+        """Validates the training data (before any work) -> (batches(epoch, seed), the encoded labels, a sha256 of
+        the data: texts and labels; a tf.data dataset's labels and size).
 
         `batches(epoch, seed)` gives that epoch's shuffled batches, in an order fixed by `seed` and the epoch; the
         texts are tokenized (and words aligned with their pieces) once for all epochs.
@@ -321,15 +392,17 @@ class Trainer:
         preprocessor, batch_size = self.model.preprocessor, self.batch_size
         if self.task.per_token:
             words, tags = self._words_and_tags(x, y)
-            return token_epochs(preprocessor, words, tags, batch_size=batch_size), tags
+            return token_epochs(preprocessor, words, tags, batch_size=batch_size), tags, fingerprint(words, tags)
         if isinstance(x, tf.data.Dataset):
             count, labels = self._dataset_size_and_labels(x, y)
             if labels is None:
                 raise ValueError("Labels are missing: the dataset must yield (text, label) elements to train on.")
-            return dataset_epochs(preprocessor, x, self.model.num_segments, count, batch_size=batch_size,
-                                  encode_label=self._label_encoder(), by_length=self.group_by_length), labels
+            batches = dataset_epochs(preprocessor, x, self.model.num_segments, count, batch_size=batch_size,
+                                     encode_label=self._label_encoder(), by_length=self.group_by_length)
+            return batches, labels, fingerprint(count, labels)
         segments, labels = self._texts_and_labels(x, y)
-        return text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length), labels
+        batches = text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length)
+        return batches, labels, fingerprint(segments, labels)
 
     def _validation(self, validation_data):
         if validation_data is None:
@@ -367,14 +440,24 @@ class Trainer:
         self._loop = None
         self._epochs_done = 0
         self._run_seed = None
+        self._initial_weights = None
         self.history = {}
 
-    def _backup_store(self, steps_per_epoch, epochs):
+    def _run_identity(self, data_sha256):
+        """What makes a training run this run: its data, the weights it started from, dropout and settings (JSON)."""
+        return {"data_sha256": data_sha256, "initial_weights_sha256": self._initial_weights,
+                "dropout": dropout_rates(self.model.core), "learning_rate": float(self.learning_rate),
+                "weight_decay": float(self.weight_decay), "warmup_ratio": float(self.warmup_ratio),
+                "schedule": self.schedule, "clipnorm": None if self.clipnorm is None else float(self.clipnorm),
+                "seed": self.seed, "class_weight": repr(self.class_weight), "group_by_length": self.group_by_length}
+
+    def _backup_store(self, steps_per_epoch, epochs, identity):
         variables = self._loop.variables
         run = {"model": self.model.core.name, "task": self.task.get_config(), "num_segments": self.model.num_segments,
                "variables": [list(v.shape) for v in variables], "steps_per_epoch": steps_per_epoch,
                "batch_size": self.batch_size, "epochs": self._epochs_done + epochs,
-               "gradient_accumulation_steps": self.gradient_accumulation_steps, "layer_decay": self.layer_decay}
+               "gradient_accumulation_steps": self.gradient_accumulation_steps, "layer_decay": self.layer_decay,
+               **identity}
         return BackupStore(self.backup_dir, run)
 
     def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False):
@@ -383,7 +466,13 @@ class Trainer:
         The optimizer (its moments, iteration count and learning-rate schedule, planned for the trainer's
         `epochs`), the epoch count and the dropout random state live across calls: `fit(epochs=1)` twice equals
         `fit(epochs=2)` once. `reset=True` (or `trainer.reset()`) starts afresh. With `backup_dir`, a call that
-        finds a backup of the same run resumes from it.
+        finds a backup of the same run resumes from it (a backup of another run is refused, naming what differs;
+        a damaged newest backup is passed over for the one before it, with a warning).
+
+        A loss or weights that become NaN or infinite (a learning rate far too high) stop training (Keras'
+        `TerminateOnNaN`): the model's weights are put back to the last good ones (the end of the last finite
+        epoch, or the start of this call), the trainer is reset (the next `fit` starts afresh), and a
+        `FloatingPointError` says what happened.
 
         Args:
             x: texts (see `tunekit.training.data` for the accepted forms) or a `tf.data.Dataset` of
@@ -408,18 +497,23 @@ class Trainer:
                 0 if strategy.num_replicas_in_sync > 1 else random.randrange(2**31))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
-        batches, labels = self._training_batches(x, y)
+        batches, labels, data_sha256 = self._training_batches(x, y)
         validation = self._validation(validation_data)
-        callbacks = self._callbacks(validation is not None, chief)
+        guard = DivergenceGuard()
+        callbacks = self._callbacks(validation is not None, chief, guard)
         first_epoch, target = self._epochs_done, self._epochs_done + epochs
         steps = int(batches(first_epoch, self._run_seed).cardinality())
         with strategy.scope():
             if self._loop is None:
                 if self.seed is not None:
                     reseed_dropout(self.model.core, self.seed)
+                self._initial_weights = weights_sha256(self.model.core)
+                if self.log_dir is not None and chief:  # the logs of another run are refused before any work
+                    claim_log_dir(self.log_dir, self._run_identity(data_sha256))
                 self._start(steps, epochs, labels)
             loop, core = self._loop, self.model.core
-            backup = self._backup_store(steps, epochs) if self.backup_dir is not None else None
+            identity = self._run_identity(data_sha256)
+            backup = self._backup_store(steps, epochs, identity) if self.backup_dir is not None else None
             state = backup.restore(loop.variables) if backup is not None else None
         step, loss_sum, loss_steps = 0, 0.0, 0
         if state is not None:
@@ -450,10 +544,14 @@ class Trainer:
                 loss_sum, loss_steps, step = loss_sum + loss, loss_steps + 1, step + 1
                 logs = {"loss": loss_sum / loss_steps, **metrics}
                 callback_list.on_train_batch_end(step - 1, logs)
+                if guard.diverged:
+                    break
                 if step % self.backup_every == 0 and step < steps:
                     save_backup()
                 if core.stop_training:
                     break
+            if guard.diverged or not guard.check_weights(epoch):
+                break
             if validation is not None:
                 logs = {**logs, **{f"val_{name}": value for name, value in loop.evaluate(validation).items()}}
             for name, value in {"epoch": epoch + 1, **logs}.items():
@@ -462,6 +560,8 @@ class Trainer:
             self._epochs_done, step = epoch + 1, 0
             save_backup()
         callback_list.on_train_end(logs)
+        if guard.diverged:
+            self._diverged(guard, first_epoch)
         if backup is not None and chief:
             backup.clear()
         history = keras.callbacks.History()
@@ -471,15 +571,29 @@ class Trainer:
         history.epoch = [self.history["epoch"][i] - 1 for i in done]
         return history
 
+    def _diverged(self, guard, first_epoch):
+        """Puts back the last good weights, resets the run, and raises the `FloatingPointError` of a diverged run."""
+        guard.restore()
+        done = first_epoch + guard.good_epoch
+        self.reset()
+        raise FloatingPointError(
+            f"Training diverged: {guard.diverged} (learning_rate={self.learning_rate!r}, weight_decay="
+            f"{self.weight_decay!r}, clipnorm={self.clipnorm!r}). The model's weights were put back to "
+            + (f"those after epoch {done}" if done else "those before this fit") + ", and the next fit starts "
+            "afresh. Train with a lower learning_rate (e.g. 10 times lower) and clipnorm=1.0, and check the labels "
+            "(regression targets far from 0 need scaling).")
+
     def predict(self, x, *, batch_size=None):
         """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values;
         token classification: a list with one `[words, C]` array of tag probabilities per sentence (a sentence
         without words gets a `[0, C]` array). A few texts cost about what the model itself takes: see
         `tunekit.inference`."""
         if self.task.per_token:
+            _reject_mapping(x, "sentences")
             return self._word_probabilities(sentence_words(x, allow_empty=True), batch_size)
         if isinstance(x, tf.data.Dataset):
             return self.model.core.predict(self._dataset(x, labels_required=False, batch_size=batch_size), verbose=0)
+        _reject_mapping(x)
         segments = split_segments(x, self.model.num_segments)
         return predict_texts(self.model, segments, batch_size=self._batch_size(batch_size))
 
