@@ -14,7 +14,7 @@ model's and the optimizer's variables are mirrored; `tunekit.Trainer` then train
 Only the chief (worker 0) writes backups, logs, saved models and exports (`chief_writes`).
 
 A worker waits at most `TUNEKIT_CLUSTER_TIMEOUT` seconds (default 600) for the other workers of `TF_CONFIG` to
-start, then exits with a message naming those that never answered.
+start (`wait_for_workers`), then fails with a message naming those that never answered.
 
 Example:
 
@@ -26,15 +26,12 @@ Example:
 import json
 import os
 import socket
-import sys
 import tempfile
-import threading
+import time
 
 TF_CONFIG = "TF_CONFIG"
 CLUSTER_TIMEOUT = "TUNEKIT_CLUSTER_TIMEOUT"
 DEFAULT_CLUSTER_TIMEOUT = 600.0
-# Exit status of a worker whose cluster never formed (1 is any error of the script).
-EXIT_CLUSTER_TIMEOUT = 3
 
 
 def _check_address(name, position, address):
@@ -110,59 +107,73 @@ def cluster_timeout():
     return seconds
 
 
-def _answers(address, timeout=2.0):
+def _split(address):
     host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _answers(address, timeout=1.0):
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(_split(address), timeout=timeout).close()
         return True
     except OSError:
         return False
 
 
-def _cluster_timeout_message(config, seconds):
+def wait_for_workers(config, seconds):
+    """Waits until every other worker of `config` (`read_tf_config`) answers at its address, for at most
+    `seconds`.
+
+    `MultiWorkerMirroredStrategy()` waits for the whole cluster inside TensorFlow, holding Python's lock, so it can
+    neither time out nor be interrupted. So each worker first listens on its own port of `TF_CONFIG` and connects
+    to the others' (their listeners, or their TensorFlow servers once they have gone ahead), then lets TensorFlow
+    take its port.
+
+    Raises:
+        TimeoutError: some workers never answered (the message names them and the settings to change).
+        OSError: this worker's own port is taken by another program.
+    """
     me = config["index"]
-    others = [(i, address) for i, address in enumerate(config["workers"]) if i != me]
-    missing = [f"worker {i} ({address})" for i, address in others if not _answers(address)]
-    waited = f"tunekit.distributed: worker {me} waited {seconds:g} s for the cluster of TF_CONFIG"
-    if missing:
-        return (f"{waited}, but {', '.join(missing)} never answered: start {'it' if len(missing) == 1 else 'them'} "
-                f"(or fix {'its address' if len(missing) == 1 else 'their addresses'} in TF_CONFIG), or wait longer "
-                f"with {CLUSTER_TIMEOUT}=<seconds>.")
-    return (f"{waited}; every worker answers, but the cluster did not form: give every worker the same "
-            f"cluster in TF_CONFIG and its own task index, or wait longer with {CLUSTER_TIMEOUT}=<seconds>.")
-
-
-def _multi_worker_strategy(config, seconds):
-    """`MultiWorkerMirroredStrategy()`, which blocks inside TensorFlow until every worker has started (forever by
-    default): past `seconds`, a watchdog names the workers that never answered and ends the process."""
-    import tensorflow as tf
-
-    formed = threading.Event()
-
-    def watch():
-        if not formed.wait(seconds):
-            sys.stderr.write(_cluster_timeout_message(config, seconds) + "\n")
-            sys.stderr.flush()
-            os._exit(EXIT_CLUSTER_TIMEOUT)  # the main thread is blocked in TensorFlow's C++ and cannot be interrupted
-
-    threading.Thread(target=watch, name="tunekit-cluster-timeout", daemon=True).start()
+    waiting = {index: address for index, address in enumerate(config["workers"]) if index != me}
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        listener.bind(("", _split(config["workers"][me])[1]))
+    except OSError as error:
+        listener.close()
+        raise OSError(f"worker {me} cannot listen on its address {config['workers'][me]} of TF_CONFIG ({error}): "
+                      "another program uses that port; give this worker a free port in TF_CONFIG.") from None
+    listener.listen(64)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            waiting = {index: address for index, address in waiting.items() if not _answers(address)}
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(f"worker {index} ({address})" for index, address in waiting.items())
+                one = len(waiting) == 1
+                raise TimeoutError(
+                    f"worker {me} waited {seconds:g} s for the cluster of TF_CONFIG, but {names} never answered: "
+                    f"start {'it' if one else 'them'} (or fix {'its address' if one else 'their addresses'} in "
+                    f"TF_CONFIG), or wait longer with {CLUSTER_TIMEOUT}=<seconds>.")
+            time.sleep(0.5)
     finally:
-        formed.set()
+        listener.close()
 
 
 def strategy_from_environment():
     """The `tf.distribute` strategy for this process: several workers from `TF_CONFIG`, else several local
     GPUs, else TensorFlow's default strategy (one device). Create it before any other TensorFlow work.
 
-    With several workers it waits at most `cluster_timeout()` seconds for the others to start; past that it
-    prints which workers never answered and exits with status 3."""
+    With several workers it first waits at most `cluster_timeout()` seconds for the others to start
+    (`wait_for_workers`: a `TimeoutError` names those that never answered)."""
     import tensorflow as tf
 
     config = read_tf_config()
     if config is not None and len(config["workers"]) > 1:
-        return _multi_worker_strategy(config, cluster_timeout())
+        wait_for_workers(config, cluster_timeout())
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

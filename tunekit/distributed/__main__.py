@@ -4,12 +4,17 @@
     python -m tunekit.distributed train.py --epochs 3                 # this machine's worker, TF_CONFIG from the scheduler
 
 With `--workers N` the launcher picks N free localhost ports, starts N copies of itself with `TF_CONFIG` set for
-each, and waits: when one worker fails, the others are stopped and its exit code is returned (so a scheduler sees
-the failure); when all succeed it returns 0. Without `--workers` it is one worker: it creates the
+each, and waits: when one worker fails, it says which one and how (its exit status or the signal that killed it),
+stops the others and returns that worker's exit code (so a scheduler sees the failure); when all succeed it returns
+0. SIGTERM or SIGINT to the launcher is passed on to the workers, which are waited for (killed after
+`STOP_GRACE_SECONDS`), and the launcher exits with 128 + the signal's number (143 for SIGTERM). Without
+`--workers` it is one worker: it creates the
 `tf.distribute` strategy (`tunekit.distributed.strategy_from_environment`) before anything else runs, then runs
 the script as `__main__` inside the strategy's scope, so the model and optimizer variables the script creates are
 mirrored across workers and `tunekit.Trainer` trains with the cluster's global batch (`batch_size` of the script =
-the global batch, split between the workers).
+the global batch, split between the workers). A worker waits at most `TUNEKIT_CLUSTER_TIMEOUT` seconds (default
+600) for the others to start (see `tunekit.distributed.wait_for_workers`; past it, it names them and exits with
+status 3), and exits at SIGTERM.
 """
 
 import argparse
@@ -22,9 +27,11 @@ import subprocess
 import sys
 import time
 
-from tunekit.distributed import TF_CONFIG, read_tf_config, strategy_from_environment
+from tunekit.distributed import TF_CONFIG, cluster_timeout, read_tf_config, strategy_from_environment
 
 STOP_GRACE_SECONDS = 10
+# Exit status of a worker whose cluster never formed (1 is any error of the script, 2 a bad command line or setting).
+EXIT_CLUSTER_TIMEOUT = 3
 
 
 def _free_ports(count):
@@ -40,14 +47,42 @@ def _free_ports(count):
             sock.close()
 
 
+class _Stopped(Exception):
+    """The launcher received a stop signal (SIGTERM, SIGINT)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame):
+    raise _Stopped(signum)
+
+
 def _exit_code(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _stop(processes):
+def describe_exit(returncode):
+    """How a process ended, from its `returncode`: "exited with status 1", "was killed by signal SIGKILL"."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"number {-returncode}"
+        return f"was killed by signal {name}"
+    return f"exited with status {returncode}"
+
+
+def _say(message):
+    print(f"tunekit.distributed: {message}", file=sys.stderr, flush=True)
+
+
+def _stop(processes, signum=signal.SIGTERM):
+    """Sends `signum` to the running workers, waits up to `STOP_GRACE_SECONDS` for them, then kills the rest."""
     for process in processes:
         if process.poll() is None:
-            process.terminate()
+            process.send_signal(signum)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         try:
@@ -62,6 +97,7 @@ def launch(workers, script, script_args):
     ports = _free_ports(workers)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         for index in range(workers):
             environment = dict(os.environ)
@@ -70,23 +106,44 @@ def launch(workers, script, script_args):
                 [sys.executable, "-m", "tunekit.distributed", script, *script_args], env=environment))
         while True:
             codes = [process.poll() for process in processes]
-            failed = [code for code in codes if code not in (None, 0)]
+            failed = [(index, code) for index, code in enumerate(codes) if code not in (None, 0)]
             if failed:
+                index, code = failed[0]
+                running = [f"worker {i}" for i, other in enumerate(codes) if other is None]
+                _say(f"worker {index} ({cluster['worker'][index]}) {describe_exit(code)}"
+                     + (f"; stopping {', '.join(running)}." if running else "."))
                 _stop(processes)
-                return _exit_code(failed[0])
+                return _exit_code(code)
             if all(code == 0 for code in codes):
                 return 0
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        _stop(processes)
-        return 128 + signal.SIGINT
+    except _Stopped as stopped:
+        for signum, handler in previous.items():  # a second signal acts as it would without the launcher
+            signal.signal(signum, handler)
+        _say(f"received {stopped}: passing it on to the workers and waiting for them.")
+        _stop(processes, stopped.signum)
+        return 128 + stopped.signum
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _stop(processes)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def run_worker(script, script_args):
-    """Runs `script` as `__main__` in the scope of this process's strategy (the current process is one worker)."""
-    strategy = strategy_from_environment()
+    """Runs `script` as `__main__` in the scope of this process's strategy (the current process is one worker).
+
+    SIGTERM ends the worker (`SystemExit(143)`, so the script's `finally` blocks run): TensorFlow's coordination
+    service otherwise catches it (as a preemption notice) and the worker keeps running."""
+    try:
+        strategy = strategy_from_environment()
+    except TimeoutError as error:
+        _say(str(error))
+        return EXIT_CLUSTER_TIMEOUT
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.argv = [script, *script_args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     with strategy.scope():
@@ -105,6 +162,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.isfile(args.script):
         parser.error(f"script {args.script!r} does not exist.")
+    try:
+        cluster_timeout()
+    except ValueError as error:
+        parser.error(str(error))
     if args.workers is not None:
         if args.workers < 1:
             parser.error(f"--workers must be at least 1, got {args.workers}.")

@@ -28,7 +28,6 @@ Example:
 >>> logs = loop.train_step(batch)                                                    # doctest: +SKIP
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
