@@ -194,6 +194,8 @@ def test_evaluate_command_prints_the_metrics(trained, capsys):
          "--output and --export are the same folder"),
         ("data: {train: train.csv}\n", ["--backbone", "minilm-l6", "--output", "m", "--export", "m/serving"],
          "or one lies inside the other"),
+        ("data: {train: train.csv}\n", ["--backbone", "minilm-l6", "--output", "m", "--backup-dir", "m"],
+         "--output and trainer.backup_dir are the same folder"),
         ("data: {train: sst2}\n", ["--backbone", "minilm-l6", "--output", "m"],
          "the dataset 'sst2' is read from its downloaded files: pass --data-dir DIR"),
     ],

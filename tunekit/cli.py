@@ -415,6 +415,10 @@ def command_train(args):
 
     if config["export"]:
         check_distinct(config["output"], config["export"], "--output and --export")
+    for key in ("backup_dir", "log_dir", "checkpoint_dir"):
+        for target in ("output", "export"):
+            if config["trainer"].get(key) and config[target]:
+                check_distinct(config[target], config["trainer"][key], f"--{target} and trainer.{key}")
     for key, kind in (("output", "model"), ("export", "export")):
         if config[key]:
             with user_errors():

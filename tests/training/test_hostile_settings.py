@@ -57,6 +57,12 @@ def test_log_and_checkpoint_folders_that_are_files_are_refused(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_checkpoints_logs_and_backups_need_folders_of_their_own(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_dir and backup_dir are the same folder"):
+        tk.Trainer(tiny(), checkpoint_dir=tmp_path / "run", backup_dir=tmp_path / "run")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_users_checkpoint_is_never_overwritten(tmp_path):
     texts, labels = sentiment_texts(16)
     mine = tmp_path / "ckpt"

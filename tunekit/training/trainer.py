@@ -251,6 +251,14 @@ class Trainer:
         self.class_weight = class_weight
         self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
         self.layer_decay = check_layer_decay(layer_decay)
+        folders = {name: path for name, path in (("checkpoint_dir", self.checkpoint_dir), ("log_dir", self.log_dir),
+                                                 ("backup_dir", self.backup_dir)) if path is not None}
+        for name, path in folders.items():
+            shared = [other for other, other_path in folders.items() if other != name and other_path == path]
+            if shared:
+                raise ValueError(f"{name} and {shared[0]} are the same folder ({path!r}); tunekit keeps checkpoints, "
+                                 "logs and backups apart: give each its own folder, e.g. run/checkpoints, run/logs "
+                                 "and run/backups.")
         if self.layer_decay is not None:  # an encoder whose layers cannot be told apart fails now
             encoder_learning_rate_multipliers(model, self.layer_decay)
         if class_weight is not None:  # bad keys fail now, not after the data pipeline is built
