@@ -199,3 +199,22 @@ def test_a_tilde_path_is_the_home_folder(tmp_path, monkeypatch):
     target = write_atomically("~/models/x", _writer("v1"))
     assert target == str(tmp_path / "home" / "models" / "x")
     assert sorted(os.listdir(tmp_path)) == ["home"]  # no folder literally named "~"
+
+
+def test_a_read_only_folder_is_named_before_any_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root writes into any folder with mode 555; an immutable folder is read-only to it
+        if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not available to make a folder read-only for root")
+    else:
+        locked.chmod(0o555)
+    calls = []
+    try:
+        with pytest.raises(PermissionError, match=f"Cannot write {str(locked / 'model')!r}: the folder "
+                                                  f"{str(locked)!r} is read-only for this user"):
+            write_atomically(locked / "model", lambda path: calls.append(path))
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
+        locked.chmod(0o755)
+    assert calls == [] and os.listdir(locked) == []

@@ -164,3 +164,23 @@ def test_when_every_backup_is_damaged_resume_is_refused(tmp_path):
     with pytest.warns(UserWarning, match="Resuming from the backup before it"), \
             pytest.raises(ValueError, match="No intact training backup is left in .*: delete the folder"):
         train(backup_dir=tmp_path)
+
+
+@pytest.mark.parametrize("version", [99, "2", -1, None, 1])
+def test_a_backup_of_a_format_it_does_not_read_is_refused(tmp_path, version):
+    import json
+
+    from tunekit.files import manifest_digest
+    from tunekit.training.backup import BackupStore
+
+    variable = keras.Variable(np.arange(3, dtype="float32"))
+    store = BackupStore(tmp_path, run={"model": "tiny"})
+    store.save([variable], {"epoch": 0, "step": 1, "global_step": 1, "seed": 0, "history": {}})
+    manifest_file = _newest_backup(tmp_path) / "tunekit.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["format_version"] = version
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    manifest_file.write_text(json.dumps(manifest))
+    message = "reads format versions up to 2" if version == 99 else f"has format version {version!r}, which this"
+    with pytest.raises(ValueError, match=message):
+        store.restore([variable])
