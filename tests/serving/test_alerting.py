@@ -39,7 +39,7 @@ def served_metrics(server):
         labels = {name for sample in family.samples for name in sample.labels}
         for suffix in _SUFFIXES[family.type]:
             series[family.name + suffix] = labels
-    for name in ("tunekit_rate_limited_requests_total", "tunekit_worker_requests"):
+    for name in ("tunekit_rate_limited_requests_total", "tunekit_worker_requests_total"):
         assert name in series  # declared even before any sample
     series["tunekit_rate_limited_requests_total"] = {"api_key"}  # no refusals on this server: labels from the code
     return series

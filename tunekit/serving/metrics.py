@@ -54,8 +54,8 @@ class ServingMetrics:
         self.rate_limited = Counter("tunekit_rate_limited_requests",
                                     "Requests refused with 429 by the per-key rate limit, by API key position "
                                     "(1 = the first key; 'all' without keys).", ["api_key"], registry=self.registry)
-        self.worker_requests = Gauge("tunekit_worker_requests", "HTTP requests answered by each worker process, "
-                                     "by its PID.", ["pid"], registry=self.registry, multiprocess_mode="livesum")
+        self.worker_requests = Counter("tunekit_worker_requests", "HTTP requests answered by each worker process, "
+                                       "by its PID.", ["worker_pid"], registry=self.registry)
 
     def observe_request(self, route, method, status, seconds):
         self.requests.labels(route, method, str(status)).inc()
