@@ -81,7 +81,10 @@ class Augmentation:
         raise NotImplementedError
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.probability})"
+        return f"{type(self).__name__}({self.probability}{self._describe_source()})"
+
+    def _describe_source(self):
+        return ""
 
 
 class _SynonymAugmentation(Augmentation):
@@ -92,6 +95,11 @@ class _SynonymAugmentation(Augmentation):
                 f"{type(self).__name__} needs synonyms: a dict word -> list of words, a function word -> list of "
                 "words, or tunekit.augment.EmbeddingSynonyms(backbone).")
         self._synonyms = synonyms.get if isinstance(synonyms, dict) else synonyms
+        self._source = (f"dict of {len(synonyms)} words" if isinstance(synonyms, dict)
+                        else repr(synonyms) if isinstance(synonyms, EmbeddingSynonyms) else describe(synonyms))
+
+    def _describe_source(self):
+        return f", synonyms={self._source}"
 
     def synonyms_of(self, word):
         """Single-word synonyms of `word` (its lower-case form when the word itself has none), without itself; none
@@ -192,6 +200,11 @@ class EmbeddingSynonyms:
         self.neighbours = neighbours
         self.min_similarity = min_similarity
         self._cache = {}
+        self._vocabulary_size = len(vocabulary)
+
+    def __repr__(self):
+        return (f"EmbeddingSynonyms(vocabulary of {self._vocabulary_size}, neighbours={self.neighbours}, "
+                f"min_similarity={self.min_similarity})")
 
     def __call__(self, word):
         key = word.lower() if self._lower_case else word
@@ -217,15 +230,31 @@ def as_augmentation(augment):
             raise TypeError(
                 f"augment must be a tunekit.augment augmentation, a function (texts, labels, seed) -> (texts, labels), "
                 f"or a list of them; got {type(step).__name__}.")
-    if len(steps) == 1:
-        return steps[0]
+    return steps[0] if len(steps) == 1 else Compose(steps)
 
-    def composed(texts, labels, seed):
-        for index, step in enumerate(steps):
+
+class Compose:
+    """Several augmentations one after the other, each with its own seed drawn from the one given."""
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+
+    def __call__(self, texts, labels, seed):
+        for index, step in enumerate(self.steps):
             texts, labels = step(texts, labels, seed * 1_000_003 + index)
         return texts, labels
 
-    return composed
+    def __repr__(self):
+        return f"Compose([{', '.join(describe(step) for step in self.steps)}])"
+
+
+def describe(augmentation):
+    """A description of an augmentation that is the same in every process (for run fingerprints): the repr of
+    tunekit's augmentations, the qualified name of a function."""
+    if isinstance(augmentation, (Augmentation, Compose)):
+        return repr(augmentation)
+    name = getattr(augmentation, "__qualname__", type(augmentation).__qualname__)
+    return f"{getattr(augmentation, '__module__', '?')}.{name}"
 
 
 def augmented(augmentation, texts, labels, seed):
@@ -241,3 +270,32 @@ def augmented(augmentation, texts, labels, seed):
             raise ValueError(f"The augmentation turned text {index} ({texts[index][:40]!r}) into {text!r}: it must "
                              "return a non-empty string for each non-empty text.")
     return new_texts, new_labels
+
+
+def epochs_with(augmentation, make_epochs, segments, labels):
+    """Training batches whose epoch `e` holds `augmentation`'s rewrite of the texts for that epoch.
+
+    Args:
+        augmentation: a callable `(texts, labels, seed) -> (texts, labels)` (see `as_augmentation`).
+        make_epochs: `(segments, labels) -> batches(epoch, seed)`, the batches of given texts (e.g.
+            `tunekit.training.data.text_epochs` bound to a preprocessor).
+        segments: the texts: a list of one list of texts (two for pairs, each rewritten with its own seed), or of
+            one list of word lists for token classification.
+        labels: their labels (tags for token classification).
+
+    Returns:
+        `batches(epoch, seed)`. The rewrite depends only on `seed` and `epoch`, so a run is reproducible and a
+        resumed one trains on the same texts as an uninterrupted one.
+    """
+
+    def batches(epoch, seed):
+        epoch_seed = (int(seed) * 1_000_003 + int(epoch)) % 2**63
+        new_segments, new_labels = [], labels
+        for index, segment in enumerate(segments):
+            new_segment, new_labels = augmented(augmentation, segment, new_labels, epoch_seed + index)
+            new_segments.append(new_segment)
+        if isinstance(labels, np.ndarray):
+            new_labels = np.asarray(new_labels, dtype=labels.dtype)
+        return make_epochs(new_segments, new_labels)(epoch, seed)
+
+    return batches

@@ -33,6 +33,7 @@ from tunekit.distributed import chief_writes, is_chief, read_tf_config
 from tunekit.inference import predict_texts, predict_words
 from tunekit.model import TextModel
 from tunekit.saving import export_model, save_model
+from tunekit.augment import as_augmentation, augmented, describe, epochs_with
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
 from tunekit.training.backup import BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, check_log_dir, claim_log_dir
@@ -41,6 +42,7 @@ from tunekit.training.data import (dataset_epochs, dataset_size_and_labels, spli
                                    text_epochs, tf_dataset)
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
 from tunekit.training.optimization import check_layer_decay, create_optimizer, layer_decay_multipliers
+from tunekit.training.self_training import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, self_train
 from tunekit.training.token_data import check_tags, sentence_words, token_dataset, token_epochs
 
 
@@ -205,6 +207,9 @@ class Trainer:
             learning rate, the encoder's top block at `layer_decay` times it, the next block down at
             `layer_decay**2`, ..., the embeddings at `layer_decay**(num_layers + 1)` (see
             `tunekit.training.optimization`). None (default) trains every layer at the same rate.
+        augment: None, an augmentation of `tunekit.augment`, a function `(texts, labels, seed) -> (texts, labels)`,
+            or a list of them: each epoch trains on a new rewrite of the (in-memory) training texts, fixed by the
+            run's seed and the epoch, so resumed runs stay exact (docs/less-labelled-data.md).
 
     Under several workers (`python -m tunekit.distributed`), `batch_size` is the global batch: each of the N
     workers takes `batch_size / N` examples of it per step.
@@ -220,7 +225,7 @@ class Trainer:
                  warmup_ratio=0.1, schedule="linear", clipnorm=1.0, early_stopping_patience=None,
                  checkpoint_dir=None, callbacks=None, seed=None, group_by_length=False, jit_compile=False,
                  verbose="auto", backup_dir=None, backup_every=100, log_dir=None, log_every=10, class_weight=None,
-                 gradient_accumulation_steps=1, layer_decay=None):
+                 gradient_accumulation_steps=1, layer_decay=None, augment=None):
         if not isinstance(model, TextModel):
             raise TypeError(f"Trainer needs a TextModel from tunekit.attach_head, got {type(model).__name__}.")
         self.model = model
@@ -251,6 +256,7 @@ class Trainer:
         self.class_weight = class_weight
         self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
         self.layer_decay = check_layer_decay(layer_decay)
+        self.augment = as_augmentation(augment)
         folders = {name: path for name, path in (("checkpoint_dir", self.checkpoint_dir), ("log_dir", self.log_dir),
                                                  ("backup_dir", self.backup_dir)) if path is not None}
         for name, path in folders.items():
@@ -400,8 +406,17 @@ class Trainer:
         preprocessor, batch_size = self.model.preprocessor, self.batch_size
         if self.task.per_token:
             words, tags = self._words_and_tags(x, y)
-            return token_epochs(preprocessor, words, tags, batch_size=batch_size), tags, fingerprint(words, tags)
+            if self.augment is None:
+                batches = token_epochs(preprocessor, words, tags, batch_size=batch_size)
+            else:
+                batches = epochs_with(self.augment, lambda segments, tags: token_epochs(
+                    preprocessor, segments[0], tags, batch_size=batch_size), [words], tags)
+                augmented(self.augment, words[:1], tags[:1], 0)  # one that cannot keep tags aligned refuses now
+            return batches, tags, fingerprint(words, tags)
         if isinstance(x, tf.data.Dataset):
+            if self.augment is not None:
+                raise ValueError("augment= rewrites in-memory texts; a tf.data.Dataset is not. Pass lists of texts "
+                                 "and labels, or augment inside your dataset (dataset.map).")
             count, labels = self._dataset_size_and_labels(x, y)
             if labels is None:
                 raise ValueError("Labels are missing: the dataset must yield (text, label) elements to train on.")
@@ -409,7 +424,11 @@ class Trainer:
                                      encode_label=self._label_encoder(), by_length=self.group_by_length)
             return batches, labels, fingerprint(count, labels)
         segments, labels = self._texts_and_labels(x, y)
-        batches = text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length)
+        if self.augment is None:
+            batches = text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length)
+        else:
+            batches = epochs_with(self.augment, lambda segments, labels: text_epochs(
+                preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length), segments, labels)
         return batches, labels, fingerprint(segments, labels)
 
     def _validation(self, validation_data):
@@ -457,7 +476,8 @@ class Trainer:
                 "dropout": dropout_rates(self.model.core), "learning_rate": float(self.learning_rate),
                 "weight_decay": float(self.weight_decay), "warmup_ratio": float(self.warmup_ratio),
                 "schedule": self.schedule, "clipnorm": None if self.clipnorm is None else float(self.clipnorm),
-                "seed": self.seed, "class_weight": repr(self.class_weight), "group_by_length": self.group_by_length}
+                "seed": self.seed, "class_weight": repr(self.class_weight), "group_by_length": self.group_by_length,
+                "augment": None if self.augment is None else describe(self.augment)}
 
     def _backup_store(self, steps_per_epoch, epochs, identity):
         variables = self._loop.variables
@@ -468,7 +488,8 @@ class Trainer:
                **identity}
         return BackupStore(self.backup_dir, run)
 
-    def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False):
+    def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False, unlabeled_texts=None,
+            confidence_threshold=DEFAULT_THRESHOLD, self_training_rounds=DEFAULT_ROUNDS):
         """Trains on texts and labels for `epochs` more epochs; returns the Keras `History` of this call.
 
         The optimizer (its moments, iteration count and learning-rate schedule, planned for the trainer's
@@ -492,7 +513,16 @@ class Trainer:
             validation_data: `(texts, labels)` or a dataset, evaluated after each epoch.
             epochs: overrides the trainer's `epochs` for this call.
             reset: start afresh (new optimizer and schedule, epoch count 0) instead of continuing.
+            unlabeled_texts: texts without labels, for self-training (single-label classification): after training
+                on `x, y`, the model labels them, and for `self_training_rounds` rounds trains again on `x, y` plus
+                those it predicts with probability ≥ `confidence_threshold` (`tunekit.training.self_training`;
+                `trainer.self_training` records each round).
+            confidence_threshold, self_training_rounds: see `unlabeled_texts`.
         """
+        if unlabeled_texts is not None:
+            return self_train(self, x, y, unlabeled_texts, threshold=confidence_threshold, rounds=self_training_rounds,
+                              fit=lambda x, y, again: self.fit(x, y, validation_data=validation_data, epochs=epochs,
+                                                              reset=reset or again))
         epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs")
         strategy = self._strategy()
         chief = is_chief(strategy)
