@@ -11,8 +11,10 @@ The app loads and warms up its models in the background once it starts: it is li
 model is. Clients get JSON errors (`{"error": ...}`), never a stack trace. A request body must arrive within
 `body_timeout_s` (else 408) and is measured before it is parsed (see `protocols.decode_json`); a client that
 disconnects before its body arrived is recorded with status 499 (nginx's "client closed request"), not as an error.
-With a `RateLimiter`, each API key gets a token bucket: a key over its rate gets 429 with `Retry-After`. Request
-texts never reach the logs unless `log_texts=True`, and then masked (see `tunekit.serving.masking`).
+With `poll_seconds`, models given as folders of numbered versions are watched and new versions switched in
+without a restart (`tunekit.serving.versions`). With a `RateLimiter`, each API key gets a token bucket: a key over
+its rate gets 429 with `Retry-After`. Request texts never reach the logs unless `log_texts=True`, and then masked
+(see `tunekit.serving.masking`).
 
 Example (embedded in another ASGI app, or run by uvicorn):
 
@@ -26,11 +28,12 @@ import contextlib
 import functools
 import logging
 import math
+import os
 
 from tunekit.serving.auth import KeyChecker
 from tunekit.serving.batching import PredictionTimeoutError, QueueFullError, check_settings
 from tunekit.serving.masking import describe_failure, mask_text
-from tunekit.serving.models import ServedModel, check_name, default_version, resolve_versions
+from tunekit.serving.models import ServedModel, check_name, default_version, is_version_base, resolve_versions
 from tunekit.serving.protocols import (
     Limits,
     RequestError,
@@ -60,7 +63,7 @@ _TF_DTYPES = {"FP32": "DT_FLOAT", "FP64": "DT_DOUBLE", "FP16": "DT_HALF", "INT32
 def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_wait_ms=DEFAULT_MAX_WAIT_MS, max_queue=DEFAULT_MAX_QUEUE,
                timeout_s=DEFAULT_TIMEOUT_S, body_timeout_s=DEFAULT_BODY_TIMEOUT_S, on_load_error=None,
-               rate_limiter=None, log_texts=False, load_before_serving=False):
+               rate_limiter=None, log_texts=False, load_before_serving=False, poll_seconds=None):
     """The serving ASGI app.
 
     Args:
@@ -85,6 +88,9 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
             until then), rather than in the background while answering health checks; a model that fails to
             load then fails the start. Used by worker processes, so that a worker that is (re)starting leaves
             the connections to those that are ready.
+        poll_seconds: watch the models given as folders of numbered versions every this many seconds, loading a
+            new complete version and making it the default (see `tunekit.serving.versions`); None or 0: versions
+            are read at start only.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -92,6 +98,7 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
 
     from tunekit.serving.accesslog import AccessLogMiddleware
     from tunekit.serving.metrics import ServingMetrics
+    from tunekit.serving.versions import VersionWatcher
 
     if not isinstance(models, dict) or not models:
         raise ValueError("models must be a non-empty dict {name: export directory or loaded artifact}.")
@@ -109,6 +116,9 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
     if max_queue < limits.max_texts:
         raise ValueError(f"max_queue ({max_queue}) must be at least the texts allowed per request "
                          f"({limits.max_texts}), or a full-size request could never be queued.")
+    if poll_seconds is not None and (isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float))
+                                     or not poll_seconds >= 0):
+        raise ValueError(f"poll_seconds must be a number of seconds >= 0 (0: off), got {poll_seconds!r}.")
     if rate_limiter is not None and rate_limiter.keys < max(1, len(api_keys)):
         raise ValueError(f"rate_limiter has {rate_limiter.keys} buckets for {len(api_keys)} API keys: create it "
                          "with keys=len(api_keys).")
@@ -127,12 +137,18 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
             await state.load()
             if state.failed is not None:
                 raise RuntimeError(f"a model failed to load: {state.failed}")
-        loader = asyncio.get_running_loop().create_task(state.load())
+        loop = asyncio.get_running_loop()
+        loader = loop.create_task(state.load())
+        watcher = None
+        if poll_seconds and state.watched:
+            watcher = loop.create_task(VersionWatcher(state, poll_seconds).run(after=loader))
         try:
             yield
         finally:
             loader.cancel()
-            for served in state.all_versions():
+            if watcher is not None:
+                watcher.cancel()
+            for served in state.every_version():
                 if served.batcher is not None:
                     await served.batcher.stop()
 
@@ -161,10 +177,16 @@ def create_app(models, *, api_keys=(), allow_unauthenticated=False, limits=None,
 
 
 class _State:
-    """Everything the handlers share: models by name and version, auth, limits, metrics, readiness."""
+    """Everything the handlers share: models by name and version, auth, limits, metrics, readiness.
+
+    `models` holds the versions that take requests (loading at start, or available); `pending` the versions being
+    loaded while serving, `retired` those unloading or unloaded (see `tunekit.serving.versions`).
+    """
 
     def __init__(self, sources, batching, checker, limits, metrics, body_timeout_s):
-        self.models, self.defaults = {}, {}
+        self.models, self.defaults, self.pending, self.retired = {}, {}, {}, {}
+        self.batching = batching
+        self.watched = {name: os.fspath(source) for name, source in sources.items() if is_version_base(source)}
         for name, source in sources.items():
             check_name(name)
             versions = resolve_versions(source)
@@ -176,7 +198,13 @@ class _State:
         self.failed = None
 
     def all_versions(self):
+        """The versions that take requests."""
         return [served for versions in self.models.values() for served in versions.values()]
+
+    def every_version(self):
+        """The versions that take requests, those loading while serving, and the retired ones."""
+        return [*self.all_versions(), *(served for group in (self.pending, self.retired)
+                                        for versions in group.values() for served in versions.values())]
 
     @property
     def ready(self):
@@ -208,6 +236,9 @@ class _State:
             raise RequestError(404, f"Model {name!r} is not served here; served models: {sorted(self.models)}.")
         version = request.path_params.get("version", self.defaults[name])
         if version not in versions:
+            if version in self.pending.get(name, {}):
+                raise RequestError(503, f"Model {name!r} version {version} is still loading.",
+                                   {"Retry-After": str(RETRY_AFTER_S)})
             raise RequestError(404, f"Model {name!r} has no version {version!r}; versions: {list(versions)}.")
         return versions[version]
 
@@ -348,11 +379,20 @@ class _Handlers:
 
     @_endpoint(authenticated=True)
     async def tfs_status(self, request):
-        served = self.state.lookup(request)
-        versions = [served] if "version" in request.path_params else self.state.models[served.name].values()
+        name = request.path_params["name"]
+        if name not in self.state.models:
+            raise RequestError(404, f"Model {name!r} is not served here; served models: {sorted(self.state.models)}.")
+        versions = {**self.state.retired.get(name, {}), **self.state.pending.get(name, {}), **self.state.models[name]}
+        if "version" in request.path_params:
+            version = request.path_params["version"]
+            if version not in versions:
+                raise RequestError(404, f"Model {name!r} has no version {version!r}; versions: {list(versions)}.")
+            versions = {version: versions[version]}
+        order = sorted(versions, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         return _json({"model_version_status": [
-            {"version": v.version, "state": "AVAILABLE" if v.ready else "LOADING",
-             "status": {"error_code": "OK", "error_message": ""}} for v in versions]})
+            {"version": v, "state": versions[v].status,
+             "status": {"error_code": "OK" if versions[v].error is None else "UNKNOWN",
+                        "error_message": versions[v].error or ""}} for v in order]})
 
     @_endpoint(authenticated=True)
     async def tfs_metadata(self, request):
@@ -380,9 +420,10 @@ class _Handlers:
     @_endpoint(authenticated=True)
     async def tfs_predict(self, request):
         served = self.state.lookup_ready(request)
-        body = await _read_json(request, self.state)
-        texts, pairs, fmt = parse_tfserving(body, num_segments=served.num_segments, limits=self.state.limits)
-        outputs = await self._predict(request, served, texts, pairs)
+        with _in_flight(served):
+            body = await _read_json(request, self.state)
+            texts, pairs, fmt = parse_tfserving(body, num_segments=served.num_segments, limits=self.state.limits)
+            outputs = await self._predict(request, served, texts, pairs)
         return _json(format_tfserving(outputs, fmt))
 
     # KServe v2.
@@ -404,6 +445,10 @@ class _Handlers:
     @_endpoint(authenticated=True)
     async def kserve_infer(self, request):
         served = self.state.lookup_ready(request)
+        with _in_flight(served):
+            return await self._kserve_infer(request, served)
+
+    async def _kserve_infer(self, request, served):
         body = await _read_json(request, self.state)
         texts, pairs, requested = parse_kserve(body, num_segments=served.num_segments, limits=self.state.limits)
         request_id = body.get("id")
@@ -443,6 +488,16 @@ class _Handlers:
             raise RequestError(504, f"The prediction timed out ({error}).") from None
         metrics.observe_labels(served.name, _predicted_labels(outputs, served.labels))
         return outputs
+
+
+@contextlib.contextmanager
+def _in_flight(served):
+    """Counts a request on its model version from routing to answer: a retired version unloads only at 0."""
+    served.in_flight += 1
+    try:
+        yield
+    finally:
+        served.in_flight -= 1
 
 
 def _predicted_labels(outputs, labels):

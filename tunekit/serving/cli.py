@@ -31,6 +31,7 @@ import time
 
 from tunekit.serving.auth import API_KEYS_ENV
 from tunekit.serving.ratelimit import RateLimiter, parse_burst, parse_rate
+from tunekit.serving.versions import DEFAULT_POLL_S
 
 DEFAULT_PORT = 8500
 DEFAULT_GRACEFUL_TIMEOUT_S = 30.0
@@ -100,6 +101,10 @@ def add_arguments(parser):
     parser.add_argument("--rate-burst", type=_argument(parse_burst), default=None, metavar="N",
                         help="most requests a key may send at once before the rate applies (the bucket size; "
                              "default: one second's worth, at least 1)")
+    parser.add_argument("--poll-seconds", type=_argument(_parse_poll_seconds), default=DEFAULT_POLL_S, metavar="S",
+                        help="how often to look for new model versions in an EXPORT_DIR of numbered versions: a new "
+                             "complete one is loaded, warmed up and made the default, the older ones unloaded; 0 "
+                             "reads versions at start only (default %(default)s)")
     parser.add_argument("--workers", type=_argument(_parse_workers), default=None, metavar="N",
                         help="server processes sharing the port, each with its own copy of the models (default: "
                              "one per 4 cores for a SavedModel export, one per 2 cores for a TFLite artifact, at "
@@ -118,6 +123,16 @@ def _argument(parse):
 
     convert.__name__ = parse.__name__
     return convert
+
+
+def _parse_poll_seconds(value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"invalid poll interval {value!r}: give seconds >= 0 (0 turns the polling off).")
+    return seconds
 
 
 def _parse_workers(value):
@@ -183,7 +198,8 @@ def main(args):
                     "allow_unauthenticated": args.allow_unauthenticated, "max_texts": args.max_texts,
                     "max_text_bytes": args.max_text_bytes, "max_batch_size": args.max_batch_size,
                     "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue, "timeout_s": args.timeout,
-                    "body_timeout_s": args.body_timeout, "rate_limiter": rate_limiter, "log_texts": args.log_texts}
+                    "body_timeout_s": args.body_timeout, "rate_limiter": rate_limiter, "log_texts": args.log_texts,
+                    "poll_seconds": args.poll_seconds}
         app = build_app(settings)  # checks every setting and export directory before the port is taken
         import uvicorn
 

@@ -62,6 +62,12 @@ class ServingMetrics:
         self.latency.labels(route).observe(seconds)
         self.worker_requests.labels(self.pid).inc()
 
+    def forget_version(self, model, version):
+        """Drops the readiness series of an unloaded model version. prometheus-client cannot remove a series in
+        multiprocess mode: with several workers it keeps its last value until the workers restart."""
+        if self.multiprocess_dir is None:
+            self.ready.remove(model, version)
+
     def observe_batch(self, model, size, queue_depth):
         self.batch_size.labels(model).observe(size)
         self.queue_depth.labels(model).set(queue_depth)

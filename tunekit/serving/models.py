@@ -37,6 +37,15 @@ def _is_artifact_dir(path):
     return any(os.path.isfile(os.path.join(path, marker)) for marker in _MARKERS)
 
 
+def is_version_base(source):
+    """True for a directory that holds numbered version folders rather than one export (the kind that is watched
+    for new versions)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = os.fspath(source)
+    return os.path.isdir(path) and not _is_artifact_dir(path)
+
+
 def resolve_versions(source):
     """`{version: path or artifact}` for one model source (see the module docstring)."""
     if isinstance(source, dict):
@@ -74,6 +83,9 @@ class ServedModel:
         self.artifact = None
         self.batcher = None
         self.ready = False
+        self.status = "LOADING"  # TF Serving's states: LOADING, AVAILABLE, UNLOADING, END
+        self.error = None  # why it failed to load (status END)
+        self.in_flight = 0  # requests routed to this version and not yet answered
         self.outputs = {}  # output name -> (numpy dtype, shape after the batch dimension), from the warm-up
 
     @property
@@ -106,7 +118,7 @@ class ServedModel:
         """Creates and starts the micro-batcher (inside the running event loop), then marks the model ready."""
         self.batcher = MicroBatcher(self.artifact.predict, on_batch=on_batch, **self.batching)
         self.batcher.start()
-        self.ready = True
+        self.ready, self.status = True, "AVAILABLE"
 
     def describe(self):
         """Name, version, task and the signature (inputs and outputs) of this model version."""

@@ -77,7 +77,7 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         with self._lock:
             tokens, last = self._state[2 * key], self._state[2 * key + 1]
-            if last == last:  # not NaN: refill for the time since
+            if not math.isnan(last):  # used before: refill for the time since
                 tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             self._state[2 * key + 1] = now
             if tokens >= 1.0:
