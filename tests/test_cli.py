@@ -38,13 +38,14 @@ def write_csv(path, texts, labels):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, hub_models):
-    """A model trained by `tunekit train` from a YAML config plus flag overrides: (folder, result, process)."""
+def trained(tmp_path_factory, model_garden):
+    """A model trained by `tunekit train` from a YAML config plus flag overrides, on a TF Hub encoder in the
+    published format: (folder, result, process)."""
     root = tmp_path_factory.mktemp("cli")
     texts, labels = sentiment_texts(48, seed=3)
     write_csv(root / "train.csv", texts, [LABELS[label] for label in labels])
     (root / "train.yaml").write_text(
-        f"backbone: {{handle: {hub_models['encoder']}, preprocessor: {hub_models['preprocessor']}, seq_length: 16}}\n"
+        f"backbone: {{handle: {model_garden['encoder']}, preprocessor: {model_garden['preprocessor']}, seq_length: 16}}\n"
         "head: {task: classification, labels: [neg, pos], seed: 0}\n"
         "trainer: {learning_rate: 1e-3, epochs: 3, batch_size: 8, seed: 0}\n"  # 1e-3: PyYAML reads a string
         "data: {train: train.csv, test: train.csv, text_column: review, label_column: sentiment}\n"
@@ -89,6 +90,7 @@ def test_train_saves_exports_and_reports_json(trained):
 def serve(trained):
     """The `serving_default` of the SavedModel that `tunekit train --export` wrote."""
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401 - registers the published preprocessor's ops, as for any TF Hub BERT export
 
     root, _, _ = trained
     return tf.saved_model.load(str(root / "serving")).signatures["serving_default"]
