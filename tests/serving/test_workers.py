@@ -140,6 +140,31 @@ def test_sigterm_finishes_in_flight_requests_and_stops_every_worker(workers_serv
         httpx.get(workers_server.url + "/v2/health/live", timeout=2)
 
 
+def test_the_rate_limit_holds_for_the_whole_server_not_per_worker(exports, tmp_path):
+    process = ServerProcess([exports["v1"], "--name", "sentiment", "--workers", "2", "--rate-limit", "1/m",
+                             "--rate-burst", "10"], tmp_path, env={"TUNEKIT_API_KEYS": API_KEY})
+    try:
+        process.wait_until("/v2/health/ready", timeout=240)
+
+        async def send_all():
+            async def one():  # a connection each, so that both workers take some
+                async with httpx.AsyncClient(base_url=process.url, headers=AUTH, timeout=60) as client:
+                    return await client.get("/v1/models/sentiment/labels")
+
+            return await asyncio.gather(*(one() for _ in range(30)))
+
+        before = httpx.get(process.url + "/metrics").text
+        statuses = [answer.status_code for answer in asyncio.run(send_all())]
+        metrics = httpx.get(process.url + "/metrics").text
+    finally:
+        process.stop()
+    assert sorted(statuses) == [200] * 10 + [429] * 20  # one bucket of 10 (1/min refills nothing meanwhile)
+    assert re.search(r'^tunekit_rate_limited_requests_total\{api_key="1"\} 20\.0$', metrics, re.M)
+    # Both workers took some of the 30: with a bucket per process, more than 10 would have passed.
+    taken = [count - _worker_requests(before).get(pid, 0) for pid, count in _worker_requests(metrics).items()]
+    assert len(taken) == 2 and min(taken) > 0 and sum(taken) == 30 + 1, taken
+
+
 def test_a_worker_that_cannot_load_its_model_stops_the_server_with_exit_1(exports, tmp_path):
     damaged = tmp_path / "damaged"
     shutil.copytree(exports["v1"], damaged)
