@@ -133,6 +133,28 @@ def test_a_damaged_version_is_ignored_and_a_deleted_only_version_keeps_serving(w
     assert answer.status_code == 200 and _states(server.url) == {"1": "AVAILABLE"}
 
 
+def test_deleting_the_default_version_folder_falls_back_to_the_previous_version(exports, tmp_path):
+    base = tmp_path / "sentiment"
+    shutil.copytree(exports["v1"], base / "1")
+    shutil.copytree(exports["v2"], base / "2")
+    server = ServerProcess([str(base), "--name", "sentiment", "--poll-seconds", "0.3"], tmp_path,
+                           env={"TUNEKIT_API_KEYS": API_KEY})
+    try:
+        server.wait_until("/v2/health/ready")
+        answer = httpx.post(server.url + PREDICT, headers=AUTH, json={"instances": ["A fine film."]})
+        assert answer.json()["predictions"][0]["label"] in LABELS_V2
+        shutil.rmtree(base / "2")
+        assert _wait_for(lambda: _states(server.url) == {"1": "AVAILABLE", "2": "END"}), _states(server.url)
+        answer = httpx.post(server.url + PREDICT, headers=AUTH, json={"instances": ["A fine film."]})
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in LABELS_V1
+        gone = httpx.post(server.url + "/v1/models/sentiment/versions/2:predict", headers=AUTH,
+                          json={"instances": ["x"]})
+        assert gone.status_code == 404
+        assert "retiring model 'sentiment' version 2 (its folder was deleted)" in server.log()
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("value", ["-1", "soon", "inf", "nan"])
 def test_a_nonsense_poll_interval_stops_at_start_with_exit_2(exports, value):
     result = subprocess.run([sys.executable, "-m", "tunekit.serving", exports["sentiment"], f"--poll-seconds={value}",

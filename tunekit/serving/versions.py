@@ -104,7 +104,7 @@ class VersionWatcher:
         what = f"model {name!r} version {version}"
         try:
             await loop.run_in_executor(None, check_complete, path, what)
-        except ValueError as error:
+        except (ValueError, OSError) as error:  # OSError: a file removed or unreadable while it was checked
             self._rejected[(name, version)] = files
             logger.warning("%s in %s is incomplete or damaged, not loaded (checked again when its files change): "
                            "%s", what, path, error)
