@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tunekit as tk
 from tunekit.backbones.bert import BertEncoder
@@ -59,19 +60,23 @@ def check_chief_save(folder, weights, single):
 def test_two_workers_end_with_the_weights_of_one_process(tmp_path, layer_decay):
     """156 steps of AdamW (and of the layer-wise decay optimizer), clipping on: the workers end identical and within
     1e-5 of one process with the same global batch (before the engine summed the embedding gradients per row: 4.6e-3
-    apart). The chief's `trainer.save` after `fit` works (every worker runs it, see `chief_writes`)."""
+    apart). The chief's `trainer.save` and `trainer.export` after `fit` work (every worker runs them, see
+    `chief_writes`)."""
     from train_script import train
 
     single = train(dropout=0.0, layer_decay=layer_decay, **LONG_RUN)
     assert int(single.model.core.optimizer.iterations) == 156
     decay = [] if layer_decay is None else ["--layer-decay", str(layer_decay)]
-    saving = ["--save", str(tmp_path / "model")] if layer_decay is None else []
+    saving = ["--save", str(tmp_path / "model"), "--export", str(tmp_path / "export")] if layer_decay is None else []
     weights = train_on_two_workers(tmp_path, *decay, *saving)
     difference = max_difference(single, weights)
     assert difference <= 1e-5, difference
     if saving:
-        assert sorted(os.listdir(tmp_path)) == ["model", "weights-worker0.npz", "weights-worker1.npz"]
+        assert sorted(os.listdir(tmp_path)) == ["export", "model", "weights-worker0.npz", "weights-worker1.npz"]
         check_chief_save(tmp_path / "model", weights, single)
+        serve = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+        np.testing.assert_allclose(serve(text=tf.constant(TEXTS))["probabilities"].numpy(), single.predict(TEXTS),
+                                   rtol=0, atol=1e-5)
 
 
 def test_two_workers_on_a_model_garden_encoder_end_with_the_weights_of_one_process(model_garden, tmp_path):

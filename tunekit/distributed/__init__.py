@@ -135,15 +135,13 @@ def wait_for_workers(config, seconds):
     """
     me = config["index"]
     waiting = {index: address for index, address in enumerate(config["workers"]) if index != me}
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    dual = socket.has_dualstack_ipv6()  # IPv4 and IPv6 peers, as TensorFlow's server listens on both
     try:
-        listener.bind(("", _split(config["workers"][me])[1]))
+        listener = socket.create_server(("", _split(config["workers"][me])[1]), backlog=64,
+                                        family=socket.AF_INET6 if dual else socket.AF_INET, dualstack_ipv6=dual)
     except OSError as error:
-        listener.close()
         raise OSError(f"worker {me} cannot listen on its address {config['workers'][me]} of TF_CONFIG ({error}): "
                       "another program uses that port; give this worker a free port in TF_CONFIG.") from None
-    listener.listen(64)
     deadline = time.monotonic() + seconds
     try:
         while True:
