@@ -88,10 +88,10 @@ def test_a_new_version_copied_file_by_file_switches_under_load_without_a_failed_
         for index, relative in enumerate(["tunekit.json", *files]):
             os.makedirs(target / os.path.dirname(relative), exist_ok=True)
             shutil.copy2(os.path.join(source, relative), target / relative)
-            if index == len(files) // 2:
-                time.sleep(1.0)  # several polls see the half-copied version
+            if index == len(files) // 2:  # half copied: seen, logged, not served
+                assert _wait_for(lambda: "version 2 in" in server.log() and "incomplete or damaged" in server.log())
+                time.sleep(1.0)  # more polls
                 assert _states(server.url) == {"1": "AVAILABLE"}
-                assert "version 2" in server.log() and "incomplete or damaged" in server.log()
         assert _wait_for(lambda: set(LABELS_V2) & load.labels_seen()), server.log()[-3000:]
         assert _wait_for(lambda: _states(server.url) == {"1": "END", "2": "AVAILABLE"}), _states(server.url)
         switched = len(load.answers)
