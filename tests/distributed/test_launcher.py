@@ -269,3 +269,46 @@ def test_a_worker_killed_by_a_signal_is_named_with_the_signal(tmp_path):
                 os.kill(pid, signal.SIGKILL)
         if launcher.poll() is None:
             launcher.kill()
+
+
+DYING_WORKER = """
+import os, signal, sys
+sys.path.insert(0, {training!r})
+import keras
+from train_script import train
+from tunekit.distributed import read_tf_config
+
+class DieAtStep5(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if read_tf_config()["index"] == 1 and batch == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(dropout=0.0, epochs=50, callbacks=[DieAtStep5()])
+"""
+
+
+def test_a_worker_under_a_scheduler_names_the_worker_it_lost(tmp_path):
+    """Without the launcher (one worker per machine, TF_CONFIG from a scheduler), worker 1 is killed during
+    training: worker 0 fails with exit status 1 and says which worker it lost, after TensorFlow's gRPC error."""
+    script = tmp_path / "script.py"
+    script.write_text(DYING_WORKER.format(training=TRAINING))
+    cluster = [f"localhost:{port}" for port in free_ports(2)]
+    workers = []
+    for index in (0, 1):
+        config = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
+        with open(tmp_path / f"stderr-{index}.txt", "w") as stderr:
+            workers.append(subprocess.Popen([sys.executable, "-m", "tunekit.distributed", str(script)],
+                                            stdout=subprocess.DEVNULL, stderr=stderr,
+                                            env={**os.environ, "TF_CONFIG": config}))
+    try:
+        assert workers[1].wait(timeout=200) == -signal.SIGKILL
+        assert workers[0].wait(timeout=120) == 1
+        stderr = (tmp_path / "stderr-0.txt").read_text()
+        message = (f"tunekit.distributed: worker 0 lost worker 1 ({cluster[1]}): it stopped or cannot be reached (its "
+                   "own log says why); rerun every worker (with backup_dir, training resumes from the last backup).")
+        assert message in stderr
+        assert stderr.index(message) > stderr.index("UnavailableError")  # said last, after TensorFlow's error
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()

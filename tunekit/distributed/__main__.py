@@ -14,18 +14,21 @@ the script as `__main__` inside the strategy's scope, so the model and optimizer
 mirrored across workers and `tunekit.Trainer` trains with the cluster's global batch (`batch_size` of the script =
 the global batch, split between the workers). A worker waits at most `TUNEKIT_CLUSTER_TIMEOUT` seconds (default
 600) for the others to start (see `tunekit.distributed.wait_for_workers`; past it, it names them and exits with
-status 3), and exits at SIGTERM.
+status 3), exits at SIGTERM, and when TensorFlow's collectives fail because another worker stopped, names that
+worker after the error (`lost_workers_message`) and exits with status 1.
 """
 
 import argparse
 import json
 import os
+import re
 import runpy
 import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
 
 from tunekit.distributed import TF_CONFIG, cluster_timeout, read_tf_config, strategy_from_environment
 
@@ -146,9 +149,39 @@ def run_worker(script, script_args):
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.argv = [script, *script_args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    with strategy.scope():
-        runpy.run_path(script, run_name="__main__")
+    import tensorflow as tf
+
+    try:
+        with strategy.scope():
+            runpy.run_path(script, run_name="__main__")
+    except tf.errors.UnavailableError as error:  # the collectives lost another worker
+        if read_tf_config() is None:
+            raise
+        traceback.print_exc()
+        _say(lost_workers_message(error.message, json.loads(os.environ[TF_CONFIG])["cluster"], read_tf_config()["index"]))
+        return 1
     return 0
+
+
+def lost_workers_message(text, cluster, index):
+    """What to tell the user when TensorFlow's collectives fail with `text` (an `UnavailableError` naming tasks
+    such as `/job:worker/replica:0/task:1`): which other workers of `cluster` (TF_CONFIG's, its chief first) it
+    names, by tunekit's index (`read_tf_config`) and address; `index` is this worker's.
+
+    >>> lost_workers_message("aborted by: Error reported from /job:worker/task:1", {"worker": ["a:1", "b:2"]}, 0)
+    'worker 0 lost worker 1 (b:2): it stopped or cannot be reached (its own log says why); rerun every worker (with backup_dir, training resumes from the last backup).'
+    """
+    members = [(job, task) for job in ("chief", "worker") for task in range(len(cluster.get(job, [])))]
+    addresses = [*cluster.get("chief", []), *cluster.get("worker", [])]
+    lost = []
+    for job, task in re.findall(r"/job:(chief|worker)(?:/replica:\d+)?/task:(\d+)", text):
+        if (job, int(task)) in members:
+            other = members.index((job, int(task)))
+            if other != index and other not in lost:
+                lost.append(other)
+    who = ", ".join(f"worker {other} ({addresses[other]})" for other in lost) or "another worker"
+    return (f"worker {index} lost {who}: {'it' if len(lost) <= 1 else 'they'} stopped or cannot be reached (its own "
+            "log says why); rerun every worker (with backup_dir, training resumes from the last backup).")
 
 
 def main(argv=None):
