@@ -29,6 +29,26 @@ def test_dataset_that_repeats_forever_is_refused_at_once(backbone):
     assert _unchanged(trainer, before)
 
 
+def test_a_dataset_of_unknown_size_that_never_ends_is_refused_not_waited_for(backbone, monkeypatch):
+    """`repeat().filter(...)` hides the repeat (unknown cardinality): the count pass stops at a bound."""
+    import time
+
+    from tunekit.training import data
+
+    monkeypatch.setattr(data, "MAX_DATASET_ELEMENTS", 1000)
+    texts, labels = sentiment_texts(8)
+    endless = tf.data.Dataset.from_tensor_slices((texts, labels)).repeat().filter(lambda text, label: True)
+    assert int(endless.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    trainer, before = _trainer(backbone)
+    started = time.monotonic()
+    for call in (lambda: trainer.fit(endless), lambda: trainer.predict(endless.map(lambda text, label: text))):
+        with pytest.raises(ValueError, match=r"more than 1,000 elements: it may never end.*dataset.take"):
+            call()
+    assert time.monotonic() - started < 60 and _unchanged(trainer, before)
+    finite = tf.data.Dataset.from_tensor_slices((texts, labels)).filter(lambda text, label: True)
+    trainer.fit(finite)  # unknown size but finite: counted and trained on
+
+
 @pytest.mark.parametrize("task, labels, match", [
     ("classification", [0.0, 0.5, 1.7, 1.0], "whole class indices, got fractional"),
     ("classification", [0, 1, 2, 1], r"Label 2 at row 2 is out of range"),

@@ -161,6 +161,11 @@ def _count_element(total, _):
     return total + 1
 
 
+# The most elements the count pass reads from a dataset of unknown size (a filter, a generator) before deciding that
+# it may never end: more is refused with a message to bound it with .take(n).
+MAX_DATASET_ELEMENTS = 10_000_000
+
+
 def dataset_size_and_labels(dataset, num_segments):
     """(number of elements, their labels as numpy or None) of a user's unbatched dataset, read once.
 
@@ -168,21 +173,35 @@ def dataset_size_and_labels(dataset, num_segments):
     out-of-range classes, NaN targets) before training starts. Label names arrive as `str`.
 
     Raises:
-        ValueError: the dataset repeats forever, so an epoch would never end.
+        ValueError: the dataset repeats forever, so an epoch would never end, or its size is unknown and it yields
+            more than `MAX_DATASET_ELEMENTS` elements (a `repeat()` hidden behind a filter, an endless generator).
     """
-    if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
             "The tf.data.Dataset repeats forever (infinite cardinality), so an epoch never ends. Remove the "
             ".repeat() (the Trainer runs the epochs), or take a finite part: dataset.take(number_of_examples)."
         )
+    if cardinality < 0:  # unknown: count at most one element more than the limit
+        dataset = dataset.take(MAX_DATASET_ELEMENTS + 1)
     if not _has_labels(dataset.element_spec, num_segments):
-        count = int(dataset.cardinality())
-        return (count if count >= 0 else int(dataset.reduce(0, _count_element))), None
+        count = cardinality if cardinality >= 0 else int(dataset.reduce(0, _count_element))
+        return _bounded(count), None
     batches = [labels.numpy() for labels in dataset.map(lambda _, label: label).batch(4096)]
     labels = np.concatenate(batches) if batches else np.zeros([0])
+    _bounded(len(labels))
     if labels.dtype.kind in "OS":
         labels = np.vectorize(lambda value: value.decode("utf-8", "replace"), otypes=[object])(labels)
     return len(labels), labels
+
+
+def _bounded(count):
+    if count > MAX_DATASET_ELEMENTS:
+        raise ValueError(
+            f"The tf.data.Dataset has no known size and yields more than {MAX_DATASET_ELEMENTS:,} elements: it may "
+            "never end (a repeat() before a filter, an endless generator), so an epoch would not either. Bound it: "
+            "dataset.take(number_of_examples).")
+    return count
 
 
 def _dataset_examples(preprocessor, dataset, num_segments, encode_label):
