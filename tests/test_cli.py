@@ -113,6 +113,15 @@ def test_predict_reads_stdin_and_writes_jsonl(trained, serve):
     assert [record["label"] for record in records] == [label.decode() for label in expected["label"].numpy()]
 
 
+def test_predict_refuses_stdin_that_is_not_utf8_naming_the_line(trained):
+    root, _, _ = trained
+    process = subprocess.run([sys.executable, "-m", "tunekit", "predict", "model"], cwd=root, capture_output=True,
+                             input="A good film.\ncaf\xe9 au lait\n".encode("latin-1"), timeout=300,
+                             env={**os.environ, "TUNEKIT_OFFLINE": "1"})
+    assert process.returncode == 2 and process.stdout == b""
+    assert b"stdin is not valid UTF-8: byte 0xe9 on line 2" in process.stderr and b"iconv" in process.stderr
+
+
 def test_predict_never_replaces_an_existing_file(trained):
     root, _, _ = trained
     (root / "reviews.txt").write_text("my own reviews\n", encoding="utf-8")

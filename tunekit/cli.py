@@ -518,7 +518,14 @@ def command_evaluate(args):
 def input_lines(source):
     """The lines of an input file (gzip transparent) or of stdin (`-`)."""
     if source == "-":
-        return sys.stdin.read().splitlines()
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            line = data[:error.start].count(b"\n") + 1
+            raise UsageError(
+                f"stdin is not valid UTF-8: byte {data[error.start]:#04x} on line {line}. Convert it first, e.g. "
+                "iconv -f latin1 -t utf-8 input.txt | tunekit predict MODEL") from None
     if not os.path.isfile(source):
         raise UsageError(f"input file {source!r} does not exist.")
     from tunekit.datasets.files import open_text
