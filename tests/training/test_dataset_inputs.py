@@ -49,6 +49,16 @@ def test_a_dataset_of_unknown_size_that_never_ends_is_refused_not_waited_for(bac
     trainer.fit(finite)  # unknown size but finite: counted and trained on
 
 
+def test_texts_that_are_not_utf8_in_a_dataset_are_refused_before_any_work(backbone):
+    trainer, before = _trainer(backbone)
+    texts = [b"a good film", "caf\xe9 au lait".encode("latin-1")]
+    with pytest.raises(ValueError, match="not valid UTF-8.*iconv"):
+        trainer.fit(tf.data.Dataset.from_tensor_slices((texts, [1, 0])))
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        trainer.predict(tf.data.Dataset.from_tensor_slices(texts))
+    assert _unchanged(trainer, before)
+
+
 @pytest.mark.parametrize("task, labels, match", [
     ("classification", [0.0, 0.5, 1.7, 1.0], "whole class indices, got fractional"),
     ("classification", [0, 1, 2, 1], r"Label 2 at row 2 is out of range"),

@@ -157,8 +157,10 @@ def _has_labels(spec, num_segments):
     return isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], tuple)
 
 
-def _count_element(total, _):
-    return total + 1
+def _count_element(totals, element):
+    """`reduce` step: (elements, characters) so far, for elements of `_utf8_checked` (summing the characters makes
+    the UTF-8 check run)."""
+    return totals[0] + 1, totals[1] + tf.cast(element[1], tf.int64)
 
 
 # The most elements the count pass reads from a dataset of unknown size (a filter, a generator) before deciding that
@@ -184,15 +186,32 @@ def dataset_size_and_labels(dataset, num_segments):
         )
     if cardinality < 0:  # unknown: count at most one element more than the limit
         dataset = dataset.take(MAX_DATASET_ELEMENTS + 1)
-    if not _has_labels(dataset.element_spec, num_segments):
-        count = cardinality if cardinality >= 0 else int(dataset.reduce(0, _count_element))
-        return _bounded(count), None
-    batches = [labels.numpy() for labels in dataset.map(lambda _, label: label).batch(4096)]
+    has_labels = _has_labels(dataset.element_spec, num_segments)
+    checked = dataset.map(lambda *element: _utf8_checked(element, has_labels))
+    try:
+        if not has_labels:
+            count, _ = checked.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _count_element)
+            return _bounded(int(count)), None
+        batches = [labels.numpy() for labels, _ in checked.batch(4096)]
+    except tf.errors.InvalidArgumentError as error:
+        if "UnicodeDecode" not in str(error):  # another failure of the user's pipeline: theirs to see
+            raise
+        raise ValueError("A text of the tf.data.Dataset is not valid UTF-8 (bytes in another encoding, e.g. Latin-1); "
+                         "decode the source files as UTF-8 or convert them first (iconv -f latin1 -t utf-8).") from None
     labels = np.concatenate(batches) if batches else np.zeros([0])
     _bounded(len(labels))
     if labels.dtype.kind in "OS":
         labels = np.vectorize(lambda value: value.decode("utf-8", "replace"), otypes=[object])(labels)
     return len(labels), labels
+
+
+def _utf8_checked(element, has_labels):
+    """(the element's label, or 0 without labels; how many characters its texts decode to as strict UTF-8): reading
+    it fails on invalid bytes. The character count is returned, not dropped, so that the decoding is not pruned."""
+    texts = element[0] if has_labels else element
+    characters = tf.add_n([tf.size(tf.strings.unicode_decode(text, "UTF-8", errors="strict"))
+                           for text in tf.nest.flatten(texts)])
+    return (element[1] if has_labels else tf.constant(0)), characters
 
 
 def _bounded(count):
