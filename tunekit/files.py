@@ -64,6 +64,19 @@ def user_path(path):
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
+def folder_argument(directory, name, contents):
+    """`directory`, the folder argument `name` (e.g. "log_dir"), as an absolute path (`~` expanded). Raises a
+    `TypeError` for something that is not a path and a `ValueError` for a file, saying the folder is for `contents`
+    (e.g. "the training logs (e.g. runs/my_run)")."""
+    if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path, got {type(directory).__name__}.")
+    directory = user_path(directory)
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"{name} {directory!r} is a file, not a folder: give a folder for {contents}, which tunekit "
+                         "creates.")
+    return directory
+
+
 def manifest_digest(manifest):
     """The sha256 of a manifest's content (every key but `manifest_sha256`), over its canonical JSON."""
     content = {key: value for key, value in manifest.items() if key != MANIFEST_CHECKSUM}

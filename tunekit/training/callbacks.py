@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.files import check_writable, read_manifest, user_path, write_manifest
+from tunekit.files import check_writable, folder_argument, read_manifest, write_manifest
 
 LOGS_KIND = "logs"
 LOGS_FORMAT_VERSION = 1
@@ -46,13 +46,8 @@ def check_log_dir(directory):
     """The absolute path of `directory` (`~` expanded) if tunekit may write logs there: absent, empty, or a log folder
     tunekit made. Raises `ValueError` for a file or a folder of other files, `PermissionError` for a read-only one
     (before any training work)."""
-    if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"log_dir must be a folder path, got {type(directory).__name__}.")
-    directory = user_path(directory)
-    if os.path.lexists(directory):
-        if not os.path.isdir(directory):
-            raise ValueError(f"log_dir {directory!r} is a file, not a folder: give a folder for the training logs "
-                             "(e.g. runs/my_run), which tunekit creates.")
+    directory = folder_argument(directory, "log_dir", "the training logs (e.g. runs/my_run)")
+    if os.path.isdir(directory):
         entries = sorted(os.listdir(directory))
         if entries and _log_run(directory) is None:
             raise ValueError(

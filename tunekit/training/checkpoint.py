@@ -23,7 +23,8 @@ import re
 
 import keras
 
-from tunekit.files import check_writable, read_manifest, sha256_of_file, unlisted_files, user_path, write_manifest
+from tunekit.files import (check_writable, folder_argument, read_manifest, sha256_of_file, unlisted_files,
+                           write_manifest)
 
 PARTIAL_PREFIX = ".partial-"
 KIND = "checkpoints"
@@ -44,13 +45,9 @@ def check_checkpoint_dir(directory):
     """The absolute path of `directory` (`~` expanded) if tunekit may write checkpoints there: absent, empty, or a
     checkpoint folder tunekit made that holds only its files. Raises `ValueError` for a file or a folder holding
     other files, `PermissionError` for a read-only one (before any training work)."""
-    if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"checkpoint_dir must be a folder path, got {type(directory).__name__}.")
-    directory = user_path(directory)
-    if os.path.lexists(directory):
-        if not os.path.isdir(directory):
-            raise ValueError(f"checkpoint_dir {directory!r} is a file, not a folder: give a folder for the "
-                             "epoch-XX.weights.h5 checkpoints (e.g. checkpoints/my_run), which tunekit creates.")
+    directory = folder_argument(directory, "checkpoint_dir",
+                                "the epoch-XX.weights.h5 checkpoints (e.g. checkpoints/my_run)")
+    if os.path.isdir(directory):
         manifest = _checkpoints_manifest(directory)
         if manifest is not None:
             foreign = [name for name in unlisted_files(directory, manifest) if not _PARTIAL.fullmatch(name)]
