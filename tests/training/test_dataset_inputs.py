@@ -126,3 +126,47 @@ def test_checkpoint_write_that_dies_leaves_no_file_under_the_final_name(backbone
     trainer.fit(texts, labels, epochs=2)
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "epoch-02.weights.h5", "tunekit.json"]
     trainer.model.core.load_weights(str(tmp_path / "ckpt" / "epoch-02.weights.h5"))
+
+
+@pytest.mark.parametrize("change, match", [
+    ("labels flipped", r"12 of its 12 \(text, label\) elements are not those read before"),
+    ("one label out of range", r"1 of its 12 \(text, label\) elements are not those read before"),
+    ("one unknown label name", "a label read again is not one of the model's labels"),
+    ("one element more", "it yielded 12 elements when counted and 13 when read again"),
+    ("one element less", "it yielded 12 elements when counted and 11 when read again"),
+])
+def test_a_generator_whose_labels_change_between_reads_is_refused_before_any_work(backbone, change, match):
+    """tunekit reads a dataset twice (count and check the labels, then tokenize): a second read that brings other
+    labels would train on labels that were never checked (or fail deep in the loss), so it is refused."""
+    texts, labels = sentiment_texts(12)
+    names = change == "one unknown label name"
+    reads = []
+
+    def examples():
+        reads.append(1)
+        again = len(reads) > 1
+        for i, (text, label) in enumerate(zip(texts, labels)):
+            if again and (change == "labels flipped" or (i == 5 and "label" in change)):
+                label = {"labels flipped": 1 - label, "one label out of range": 7}.get(change, 2)
+            if again and i == 11 and change == "one element less":
+                return
+            yield text, (["negative", "positive", "meh"][label] if names else label)
+        if again and change == "one element more":
+            yield "one more", 1
+
+    label_spec = tf.TensorSpec([], tf.string if names else tf.int64)
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=(tf.TensorSpec([], tf.string), label_spec))
+    trainer, before = _trainer(backbone)
+    with pytest.raises(ValueError, match=r"changed between two reads: " + match + r".*fixed seed"):
+        trainer.fit(dataset)
+    assert _unchanged(trainer, before) and trainer.history == {}
+    reads.clear()
+    with pytest.raises(ValueError, match=r"changed between two reads: " + match):
+        trainer.evaluate(dataset)
+
+
+def test_a_dataset_that_shuffles_itself_reads_the_same_labels_in_another_order_and_trains(backbone):
+    texts, labels = sentiment_texts(12)
+    dataset = tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(12)  # a new order on every read
+    trainer, before = _trainer(backbone)
+    assert len(trainer.fit(dataset).history["loss"]) == 1 and not _unchanged(trainer, before)

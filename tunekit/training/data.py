@@ -15,6 +15,8 @@ Example:
 TensorShape([2, 8])
 """
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 import tensorflow as tf
 
@@ -168,8 +170,18 @@ def _count_element(totals, element):
 MAX_DATASET_ELEMENTS = 10_000_000
 
 
+class FirstRead(NamedTuple):
+    """What `dataset_size_and_labels` read of a user's dataset: its number of elements, its labels (numpy, label
+    names as `str`; None without labels) and a fingerprint of every (texts, label) element (None without labels),
+    which a second read must match in any order (`_dataset_examples`)."""
+
+    count: int
+    labels: Optional[np.ndarray]
+    elements: Optional[np.ndarray]
+
+
 def dataset_size_and_labels(dataset, num_segments):
-    """(number of elements, their labels as numpy or None) of a user's unbatched dataset, read once.
+    """The `FirstRead` of a user's unbatched dataset: its size, labels and element fingerprints, read once.
 
     The labels come back so that the caller can check them as strictly as in-memory labels (fractional or
     out-of-range classes, NaN targets) before training starts. Label names arrive as `str`.
@@ -191,27 +203,41 @@ def dataset_size_and_labels(dataset, num_segments):
     try:
         if not has_labels:
             count, _ = checked.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _count_element)
-            return _bounded(int(count)), None
-        batches = [labels.numpy() for labels, _ in checked.batch(4096)]
+            return FirstRead(_bounded(int(count)), None, None)
+        batches = [(labels.numpy(), elements.numpy()) for labels, _, elements in checked.batch(4096)]
     except tf.errors.InvalidArgumentError as error:
         if "UnicodeDecode" not in str(error):  # another failure of the user's pipeline: theirs to see
             raise
         raise ValueError("A text of the tf.data.Dataset is not valid UTF-8 (bytes in another encoding, e.g. Latin-1); "
                          "decode the source files as UTF-8 or convert them first (iconv -f latin1 -t utf-8).") from None
-    labels = np.concatenate(batches) if batches else np.zeros([0])
+    labels = np.concatenate([labels for labels, _ in batches]) if batches else np.zeros([0])
+    elements = np.concatenate([elements for _, elements in batches]) if batches else np.zeros([0], np.int64)
     _bounded(len(labels))
     if labels.dtype.kind in "OS":
         labels = np.vectorize(lambda value: value.decode("utf-8", "replace"), otypes=[object])(labels)
-    return len(labels), labels
+    return FirstRead(len(labels), labels, elements)
 
 
 def _utf8_checked(element, has_labels):
-    """(the element's label, or 0 without labels; how many characters its texts decode to as strict UTF-8): reading
-    it fails on invalid bytes. The character count is returned, not dropped, so that the decoding is not pruned."""
+    """(the element's label, or 0 without labels; how many characters its texts decode to as strict UTF-8; its
+    `_element_fingerprint`, or 0): reading it fails on invalid bytes. The character count is returned, not
+    dropped, so that the decoding is not pruned."""
     texts = element[0] if has_labels else element
     characters = tf.add_n([tf.size(tf.strings.unicode_decode(text, "UTF-8", errors="strict"))
                            for text in tf.nest.flatten(texts)])
-    return (element[1] if has_labels else tf.constant(0)), characters
+    if not has_labels:
+        return tf.constant(0), characters, tf.constant(0, tf.int64)
+    return element[1], characters, _element_fingerprint(tf.nest.flatten(texts), element[1])
+
+
+def _element_fingerprint(texts, label):
+    """A 62-bit hash of the texts and the label of one element, or of a batch of them (texts of shape [n],
+    labels of shape [n] or [n, k])."""
+    if label.dtype != tf.string:
+        label = tf.strings.as_string(label)
+    if label.shape.rank > texts[0].shape.rank:  # multi-hot labels
+        label = tf.strings.reduce_join(label, axis=-1, separator=",")
+    return tf.strings.to_hash_bucket_fast(tf.strings.join([*texts, label], separator="\x1f"), 2**62)
 
 
 def _bounded(count):
@@ -223,9 +249,15 @@ def _bounded(count):
     return count
 
 
-def _dataset_examples(preprocessor, dataset, num_segments, encode_label):
-    """A user's unbatched dataset -> (its `(token ids, label)` or token-id examples, tokenized in parallel on first
-    use and cached; whether it has labels). Raises a `TypeError` for elements of the wrong form."""
+def _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_read=None):
+    """A user's unbatched dataset -> (its `(token ids, label)` or token-id examples, tokenized in parallel and
+    cached; whether it has labels). Raises a `TypeError` for elements of the wrong form.
+
+    With the `FirstRead` of a labelled dataset (whose labels were checked), the examples are read now, once, and
+    must be the same (texts, label) elements, in any order (a dataset may shuffle itself): a dataset whose labels
+    change between two reads (a generator drawing them at random, a file rewritten meanwhile) is refused with a
+    `ValueError` before any work, instead of training on labels that were never checked.
+    """
     spec = dataset.element_spec
     has_labels = _has_labels(spec, num_segments)
     text_spec = spec[0] if has_labels else spec
@@ -240,33 +272,67 @@ def _dataset_examples(preprocessor, dataset, num_segments, encode_label):
         )
     if not any(True for _ in dataset.take(1)):
         raise ValueError("The dataset is empty: it yields no elements.")
-
-    def to_ids(texts, *labels):
-        ids = preprocessor.encode(list(texts) if isinstance(texts, tuple) else [texts])
-        if not labels:
-            return ids
-        return ids, labels[0] if encode_label is None else encode_label(labels[0])
-
     chunks = dataset.batch(TOKENIZE_CHUNK)
-    examples = (chunks.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE) if has_labels else chunks.map(
-        lambda *texts: to_ids(texts if num_segments == 2 else texts[0]), num_parallel_calls=tf.data.AUTOTUNE)
-    ).unbatch().cache()
-    return examples, has_labels
+    if not has_labels:
+        examples = chunks.map(lambda *texts: preprocessor.encode(list(texts)), num_parallel_calls=tf.data.AUTOTUNE)
+        return examples.unbatch().cache(), False
+
+    def to_ids(texts, labels):
+        texts = list(texts) if isinstance(texts, tuple) else [texts]
+        encoded = labels if encode_label is None else encode_label(labels)
+        return preprocessor.encode(texts), encoded, _element_fingerprint(texts, labels)
+
+    examples = chunks.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+    if first_read is not None:
+        _read_again(examples, first_read)
+    return examples.map(lambda ids, label, _: (ids, label)), True
+
+
+def _read_again(examples, first_read):
+    """Reads the cached `examples` through once (filling the cache that every epoch reads) and checks that they
+    are the elements of the `first_read`."""
+    try:
+        elements = [fingerprints.numpy() for _, _, fingerprints in examples.batch(4096)]
+    except tf.errors.InvalidArgumentError as error:
+        if "unknown label" not in str(error):  # another failure of the user's pipeline: theirs to see
+            raise
+        raise ValueError(_changed_message("a label read again is not one of the model's labels")) from None
+    elements = np.concatenate(elements) if elements else np.zeros([0], np.int64)
+    if len(elements) != first_read.count:
+        raise ValueError(_changed_message(f"it yielded {first_read.count} elements when counted and "
+                                          f"{len(elements)} when read again"))
+    before, before_counts = np.unique(first_read.elements, return_counts=True)
+    after, after_counts = np.unique(elements, return_counts=True)
+    _, in_before, in_after = np.intersect1d(before, after, assume_unique=True, return_indices=True)
+    differ = first_read.count - int(np.minimum(before_counts[in_before], after_counts[in_after]).sum())
+    if differ:
+        raise ValueError(_changed_message(f"{differ} of its {first_read.count} (text, label) elements are not "
+                                          "those read before"))
+
+
+def _changed_message(what):
+    return (f"The tf.data.Dataset changed between two reads: {what}. tunekit reads a dataset twice (once to count "
+            "and check its labels, once to tokenize it for all epochs), so both reads must give the same elements, "
+            "in any order: draw any random labels with a fixed seed, or materialise the dataset first (save it to "
+            "files and read them back, or build it from lists).")
 
 
 def tf_dataset(preprocessor, dataset, num_segments, *, batch_size, shuffle=False, seed=None, encode_label=None,
-               by_length=False):
+               by_length=False, first_read=None):
     """A `tf.data.Dataset` of unbatched `(text, label)`, `((a, b), label)`, texts or `(a, b)` -> batches like
-    `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids).
+    `text_dataset`. `encode_label` maps a label tensor to its numeric form (e.g. label names -> class ids); the
+    dataset must give again the elements of its `first_read` (`_dataset_examples`).
     """
-    examples, has_labels = _dataset_examples(preprocessor, dataset, num_segments, encode_label)
+    examples, has_labels = _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_read)
     if shuffle:
         examples = examples.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     return _batch_and_pad(examples, batch_size, has_labels, by_length=shuffle and by_length, seed=seed)
 
 
-def dataset_epochs(preprocessor, dataset, num_segments, count, *, batch_size, encode_label=None, by_length=False):
-    """Training batches of a user's dataset of `count` labelled elements for a whole run (`shuffled_epochs`); the
-    texts are tokenized once, on the first epoch, for all epochs."""
-    examples, _ = _dataset_examples(preprocessor, dataset, num_segments, encode_label)
-    return shuffled_epochs(examples, count, batch_size=batch_size, by_length=by_length)
+def dataset_epochs(preprocessor, dataset, num_segments, first_read, *, batch_size, encode_label=None,
+                   by_length=False):
+    """Training batches of a user's labelled dataset for a whole run (`shuffled_epochs`). The dataset is read
+    again now, must give the elements of its `first_read` (from `dataset_size_and_labels`, whose labels were
+    checked), and is tokenized once for all epochs."""
+    examples, _ = _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_read)
+    return shuffled_epochs(examples, first_read.count, batch_size=batch_size, by_length=by_length)

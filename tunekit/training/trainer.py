@@ -295,20 +295,20 @@ class Trainer:
             words, tags = self._words_and_tags(x, y, labels_required=labels_required)
             return token_dataset(self.model.preprocessor, words, tags, batch_size=batch_size)[0]
         if isinstance(x, tf.data.Dataset):
-            count, _ = self._dataset_size_and_labels(x, y)
+            first_read, _ = self._read_dataset(x, y)
             dataset = tf_dataset(self.model.preprocessor, x, self.model.num_segments, batch_size=batch_size,
-                                 encode_label=self._label_encoder())
-            return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+                                 encode_label=self._label_encoder(), first_read=first_read)
+            return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(first_read.count / batch_size)))
         segments, labels = self._texts_and_labels(x, y, labels_required=labels_required)
         return text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size)
 
-    def _dataset_size_and_labels(self, dataset, y):
-        """A user's `tf.data.Dataset` -> (its number of elements, its labels encoded, or None without labels),
-        read once and checked like in-memory labels, before any work."""
+    def _read_dataset(self, dataset, y):
+        """A user's `tf.data.Dataset` -> (its `FirstRead`, its labels encoded or None without labels), read once
+        and checked like in-memory labels, before any work."""
         if y is not None:
             raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
-        count, labels = dataset_size_and_labels(dataset, self.model.num_segments)
-        return count, None if labels is None else self.task.encode_labels(labels)
+        first_read = dataset_size_and_labels(dataset, self.model.num_segments)
+        return first_read, None if first_read.labels is None else self.task.encode_labels(first_read.labels)
 
     def _texts_and_labels(self, x, y, *, labels_required=True):
         """In-memory texts and labels -> (validated segments, encoded labels or None)."""
@@ -417,12 +417,12 @@ class Trainer:
             if self.augment is not None:
                 raise ValueError("augment= rewrites in-memory texts; a tf.data.Dataset is not. Pass lists of texts "
                                  "and labels, or augment inside your dataset (dataset.map).")
-            count, labels = self._dataset_size_and_labels(x, y)
+            first_read, labels = self._read_dataset(x, y)
             if labels is None:
                 raise ValueError("Labels are missing: the dataset must yield (text, label) elements to train on.")
-            batches = dataset_epochs(preprocessor, x, self.model.num_segments, count, batch_size=batch_size,
+            batches = dataset_epochs(preprocessor, x, self.model.num_segments, first_read, batch_size=batch_size,
                                      encode_label=self._label_encoder(), by_length=self.group_by_length)
-            return batches, labels, fingerprint(count, labels)
+            return batches, labels, fingerprint(first_read.count, labels)
         segments, labels = self._texts_and_labels(x, y)
         if self.augment is None:
             batches = text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length)
