@@ -24,7 +24,7 @@ from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
 from tunekit.metrics import entity_metrics
-from tunekit.training.token_data import token_dataset
+from tunekit.inputs.word_batches import token_dataset
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
-from tunekit.training.data import split_segments, text_dataset
+from tunekit.inputs.text_batches import split_segments, text_dataset
 
 LABELS = {"mrpc": ["not_paraphrase", "paraphrase"], "rte": ["not_entailment", "entailment"], "stsb": None}
 REPORTED = {"mrpc": ("accuracy", "f1"), "rte": ("accuracy", "f1"), "stsb": ("pearson", "spearman")}

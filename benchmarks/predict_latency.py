@@ -27,7 +27,7 @@ import tensorflow as tf
 from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
-from tunekit.training.data import text_dataset
+from tunekit.inputs.text_batches import text_dataset
 
 SIZES = (1, 8, 64)
 

@@ -50,7 +50,7 @@ from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
 from tunekit.backbones.hub_format import save_backbone
-from tunekit.training.data import split_segments, text_dataset
+from tunekit.inputs.text_batches import split_segments, text_dataset
 
 LABELS = ["negative", "positive"]
 PEER_SEQ_LENGTH = 128

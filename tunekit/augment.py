@@ -278,7 +278,7 @@ def epochs_with(augmentation, make_epochs, segments, labels):
     Args:
         augmentation: a callable `(texts, labels, seed) -> (texts, labels)` (see `as_augmentation`).
         make_epochs: `(segments, labels) -> batches(epoch, seed)`, the batches of given texts (e.g.
-            `tunekit.training.data.text_epochs` bound to a preprocessor).
+            `tunekit.inputs.text_batches.text_epochs` bound to a preprocessor).
         segments: the texts: a list of one list of texts (two for pairs, each rewritten with its own seed), or of
             one list of word lists for token classification.
         labels: their labels (tags for token classification).

@@ -7,7 +7,7 @@ graph, traced once with an input signature, so no call retraces) built on first 
 - per-text tasks: strings `[B]` (and `[B]` pairs) -> tokenize, pack, cut to the batch's longest text (rounded
   up to a multiple of 8, as in training) -> the model's output;
 - token classification: the words of `B` sentences -> word-piece alignment and chunking
-  (`tunekit.training.token_data.tag_probabilities`, the code the export serves) -> tag probabilities per word.
+  (`tunekit.inputs.word_batches.tag_probabilities`, the code the export serves) -> tag probabilities per word.
 
 Inputs of up to `DIRECT_LIMIT` texts (sentences) run through it in batches of `batch_size`; larger ones go
 through the `tf.data` pipeline, which tokenizes in parallel with the model. Both give the same outputs
@@ -26,8 +26,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from tunekit.training.data import text_dataset, trim_to_longest
-from tunekit.training.token_data import tag_probabilities, token_dataset, unknown_token_id, word_probabilities
+from tunekit.inputs.text_batches import text_dataset, trim_to_longest
+from tunekit.inputs.word_batches import tag_probabilities, token_dataset, unknown_token_id, word_probabilities
 
 DIRECT_LIMIT = 1024
 _LOCK = threading.Lock()

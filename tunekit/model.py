@@ -29,7 +29,7 @@ import tensorflow as tf
 from tunekit.heads import TASKS, SentencePooling, Task, task_from_config
 from tunekit.inference import predict_texts
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
-from tunekit.training.data import split_segments
+from tunekit.inputs.text_batches import split_segments
 
 TEXT_INPUT_NAMES = ("text", "text_pair")
 

@@ -37,7 +37,7 @@ import tensorflow_text  # noqa: F401 - registers the text ops that saved preproc
 from tunekit.backbones.resolve import local_copies
 from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, write_atomically, write_manifest
 from tunekit.model import TEXT_INPUT_NAMES, TextModel
-from tunekit.training.data import trim_to_longest
+from tunekit.inputs.text_batches import trim_to_longest
 
 MODEL_FILE = "model.keras"
 INFO_FILE = MARKER_FILE

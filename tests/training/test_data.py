@@ -4,7 +4,7 @@ import tensorflow as tf
 from sample_texts import VOCAB
 
 from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
-from tunekit.training.data import split_segments, text_dataset, trim_to_longest
+from tunekit.inputs.text_batches import split_segments, text_dataset, trim_to_longest
 
 
 @pytest.fixture(scope="module")

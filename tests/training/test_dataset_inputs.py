@@ -33,7 +33,7 @@ def test_a_dataset_of_unknown_size_that_never_ends_is_refused_not_waited_for(bac
     """`repeat().filter(...)` hides the repeat (unknown cardinality): the count pass stops at a bound."""
     import time
 
-    from tunekit.training import data
+    from tunekit.inputs import text_batches as data
 
     monkeypatch.setattr(data, "MAX_DATASET_ELEMENTS", 1000)
     texts, labels = sentiment_texts(8)
@@ -123,7 +123,7 @@ def test_checkpoint_write_that_dies_leaves_no_file_under_the_final_name(backbone
     assert os.listdir(tmp_path / "ckpt") == ["tunekit.json"]  # neither a truncated epoch-01 nor the temporary file
     monkeypatch.setattr(type(trainer.model.core), "save_weights", save_weights)
     (tmp_path / "ckpt" / ".partial-999-epoch-01.weights.h5").write_bytes(b"left by a killed run")
-    trainer.fit(texts, labels, epochs=2)
+    trainer.fit(texts, labels, epochs=2, reset=True)
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "epoch-02.weights.h5", "tunekit.json"]
     trainer.model.core.load_weights(str(tmp_path / "ckpt" / "epoch-02.weights.h5"))
 

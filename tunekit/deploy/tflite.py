@@ -298,7 +298,7 @@ def trim_to_longest(inputs):
     short text then costs its own length, not `seq_length` (SST-2 at seq_length 64: 1.35x the texts/s)."""
     import tensorflow as tf
 
-    from tunekit.training.data import PAD_TO_MULTIPLE as multiple
+    from tunekit.inputs.text_batches import PAD_TO_MULTIPLE as multiple
 
     padded = tf.shape(inputs["input_mask"])[1]
     longest = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))
@@ -467,7 +467,7 @@ def _validation_segments(model, validation_data):
     if any(len(segment) != len(segments[0]) for segment in segments) or not segments[0]:
         raise ValueError("validation texts (and pairs) must be non-empty and of equal length.")
     if model.task.per_token:
-        from tunekit.training.token_data import check_tags, sentence_words
+        from tunekit.inputs.word_batches import check_tags, sentence_words
 
         check_tags(sentence_words(segments[0]), labels)
     y_true = model.task.encode_labels(labels)

@@ -5,7 +5,7 @@ keeps the task's config, so label names, thresholds and output sizes survive sav
 
 A task is per sentence (a pooled sentence vector in, one output per text) or, with `per_token = True`, per
 token (the encoder's vector of every word-piece in, one output per word-piece): then the `Trainer` feeds it
-words and tags through `tunekit.training.token_data`, and the export serves the task's `serving_function`.
+words and tags through `tunekit.inputs.word_batches`, and the export serves the task's `serving_function`.
 """
 
 import keras

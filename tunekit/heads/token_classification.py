@@ -1,7 +1,7 @@
 """Token classification (named entities, IOB tagging): a softmax over the tags for every word of a sentence.
 
 The head sits on the encoder's `sequence_output` (one vector per word-piece), not on a sentence vector.
-Words are aligned to word-pieces and long sentences are chunked by `tunekit.training.token_data`; a
+Words are aligned to word-pieces and long sentences are chunked by `tunekit.inputs.word_batches`; a
 word's prediction is the one of its first word-piece.
 """
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tunekit.heads.task import Task, dense_output
 from tunekit.metrics import entity_metrics
-from tunekit.training.token_data import tag_probabilities, unknown_token_id
+from tunekit.inputs.word_batches import tag_probabilities, unknown_token_id
 
 
 def is_iob_tag(tag):

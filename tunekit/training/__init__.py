@@ -1,4 +1,5 @@
-"""Training: the `Trainer`, the `tf.data` input pipelines, AdamW with warmup (metrics: `tunekit.metrics`).
+"""Training: the `Trainer`, AdamW with warmup (metrics: `tunekit.metrics`; the `tf.data` input pipelines it
+re-exports live in `tunekit.inputs`).
 
 Names are imported on first use.
 
@@ -14,9 +15,9 @@ _EXPORTS = {
     "Trainer": "tunekit.training.trainer",
     "create_optimizer": "tunekit.training.optimization",
     "learning_rate_schedule": "tunekit.training.optimization",
-    "text_dataset": "tunekit.training.data",
-    "tf_dataset": "tunekit.training.data",
-    "token_dataset": "tunekit.training.token_data",
+    "text_dataset": "tunekit.inputs.text_batches",
+    "tf_dataset": "tunekit.inputs.text_batches",
+    "token_dataset": "tunekit.inputs.word_batches",
     "plot_history": "tunekit.training.callbacks",
 }
 

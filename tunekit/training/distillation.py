@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.heads.classification import ClassificationTask
-from tunekit.training.data import split_segments
+from tunekit.inputs.text_batches import split_segments
 from tunekit.training.trainer import Trainer
 
 NO_LABEL = -1

@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from tunekit.heads.classification import ClassificationTask
-from tunekit.training.data import split_segments
+from tunekit.inputs.text_batches import split_segments
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_ROUNDS = 2

@@ -12,7 +12,7 @@ Example:
 >>> trainer.predict_labels(["A masterpiece.", "Dull."])                             # doctest: +SKIP
 ['pos', 'neg']
 
-Token classification takes words and tags per sentence (see `tunekit.training.token_data`):
+Token classification takes words and tags per sentence (see `tunekit.inputs.word_batches`):
 
 >>> trainer.fit([["Ada", "lives", "in", "Paris"]], [["B-PER", "O", "O", "B-LOC"]])  # doctest: +SKIP
 >>> trainer.predict_labels(["Ada met Bob"])                                        # doctest: +SKIP
@@ -38,12 +38,12 @@ from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_e
 from tunekit.training.backup import BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
-from tunekit.training.data import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
-                                   text_epochs, tf_dataset)
+from tunekit.inputs.text_batches import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
+                                         text_epochs, tf_dataset)
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
 from tunekit.training.optimization import check_layer_decay, create_optimizer, layer_decay_multipliers
 from tunekit.training.self_training import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, self_train
-from tunekit.training.token_data import check_tags, sentence_words, token_dataset, token_epochs
+from tunekit.inputs.word_batches import check_tags, sentence_words, token_dataset, token_epochs
 
 
 MAX_SEED = 2**31 - 1
@@ -504,7 +504,7 @@ class Trainer:
         `FloatingPointError` says what happened.
 
         Args:
-            x: texts (see `tunekit.training.data` for the accepted forms) or a `tf.data.Dataset` of
+            x: texts (see `tunekit.inputs.text_batches` for the accepted forms) or a `tf.data.Dataset` of
                 `(text, label)` elements; token classification: sentences as lists of words (or plain strings,
                 split on whitespace).
             y: labels: class indices or label names (classification), lists of names or a 0/1 matrix

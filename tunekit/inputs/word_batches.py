@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.texts import validate_texts
-from tunekit.training.data import epoch_seed, trim_to_longest
+from tunekit.inputs.text_batches import epoch_seed, trim_to_longest
 
 SENTENCES_PER_CALL = 256
 # An unassigned code point, 120 bytes long: BERT tokenizers replace a word over 100 bytes by [UNK], and
