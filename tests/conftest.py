@@ -12,8 +12,30 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TUNEKIT_OFFLINE"] = "1"  # no test may touch the network
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 from sample_texts import VOCAB  # noqa: E402
+
+SHARED_DATA_ENV = "TUNEKIT_SHARED_DATA"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """`shared_data("imdb")` -> the folder of one of the real public datasets (see ../shared/data/README.md): under
+    `$TUNEKIT_SHARED_DATA` when it is set, else `shared/data` beside the repository (the clone's `../shared/data`).
+    A missing folder fails the test, saying where it looked, rather than skipping it."""
+    root = Path(os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+    def locate(name):
+        folder = root / name
+        if not folder.is_dir():
+            where = f"${SHARED_DATA_ENV}" if os.environ.get(SHARED_DATA_ENV) else "../shared/data beside the repository"
+            pytest.fail(f"The shared dataset {name!r} is not at {folder} (looked in {where}): set {SHARED_DATA_ENV} "
+                        f"to the folder that holds {name}/ (the project's shared/data).", pytrace=False)
+        return folder
+
+    return locate
 
 
 @pytest.fixture(scope="session")

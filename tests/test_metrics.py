@@ -4,7 +4,6 @@ scikit-learn, scipy and seqeval."""
 import gzip
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,6 @@ from tunekit.metrics import (
     multilabel_metrics,
     regression_metrics,
 )
-
-CONLL_DIR = Path("/work/shared/data/conll2003")
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # classification_metrics
@@ -474,11 +470,10 @@ def read_ner_tags(path):
     return sentences + ([current] if current else [])
 
 
-@pytest.mark.skipif(not CONLL_DIR.is_dir(), reason="needs /work/shared/data/conll2003")
-def test_iob1_and_iob2_copies_of_conll2003_decode_to_the_same_entities():
+def test_iob1_and_iob2_copies_of_conll2003_decode_to_the_same_entities(shared_data):
     # eng.testa (IOB1) and iob2/valid.txt (IOB2) hold the same sentences, though not in the same order.
-    iob1 = read_ner_tags(CONLL_DIR / "eng.testa.gz")
-    iob2 = read_ner_tags(CONLL_DIR / "iob2" / "valid.txt.gz")
+    iob1 = read_ner_tags(shared_data("conll2003") / "eng.testa.gz")
+    iob2 = read_ner_tags(shared_data("conll2003") / "iob2" / "valid.txt.gz")
     assert len(iob1) == len(iob2) == 3250
     entities_iob1 = sorted(tuple(extract_entities(tags, "IOB1")) for tags in iob1)
     entities_iob2 = sorted(tuple(extract_entities(tags, "IOB2")) for tags in iob2)

@@ -11,8 +11,6 @@ import pytest
 
 from tunekit import datasets
 
-SHARED_IMDB = Path("/work/shared/data/imdb")
-needs_shared_imdb = pytest.mark.skipif(not SHARED_IMDB.is_dir(), reason="needs /work/shared/data/imdb")
 
 # Made-up reviews named like the official files (<id>_<rating>.txt).
 FAKE_REVIEWS = {
@@ -146,9 +144,8 @@ def test_csv_folder(tmp_path):
     assert "A  dull, long film." in texts and 'Great, "fun" film.' in texts
 
 
-@needs_shared_imdb
-def test_full_official_splits_from_csv():
-    texts, labels = datasets.imdb("test", data_dir=SHARED_IMDB, clean_html=False)
+def test_full_official_splits_from_csv(shared_data):
+    texts, labels = datasets.imdb("test", data_dir=shared_data("imdb"), clean_html=False)
     assert len(texts) == 25000 and Counter(labels.tolist()) == {0: 12500, 1: 12500}
     assert labels[:1000].mean() == pytest.approx(0.5, abs=0.06)  # shuffled, not grouped
 

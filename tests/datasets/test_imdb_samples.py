@@ -3,14 +3,11 @@
 import csv
 import gzip
 from importlib import resources
-from pathlib import Path
 
 import pytest
 
 from tunekit.datasets import make_samples
 
-SHARED_DATA = Path("/work/shared/data")
-needs_shared_imdb = pytest.mark.skipif(not (SHARED_DATA / "imdb").is_dir(), reason="needs /work/shared/data/imdb")
 SAMPLE_DIR = resources.files("tunekit.datasets") / "data"
 MAX_SAMPLE_BYTES = 2_500_000
 
@@ -40,18 +37,16 @@ def test_train_and_test_samples_share_no_review():
     assert not {text for text, _ in shipped("train")} & {text for text, _ in shipped("test")}
 
 
-@needs_shared_imdb
-def test_samples_come_from_their_official_split_and_never_from_the_other():
-    official = {split: make_samples.read_split(SHARED_DATA / "imdb" / f"{split}.csv.gz") for split in ("train", "test")}
+def test_samples_come_from_their_official_split_and_never_from_the_other(shared_data):
+    official = {split: make_samples.read_split(shared_data("imdb") / f"{split}.csv.gz") for split in ("train", "test")}
     for split, other in (("train", "test"), ("test", "train")):
         sample = shipped(split)
         assert set(sample) <= set(official[split])  # same text, same label
         assert not {text for text, _ in sample} & {text for text, _ in official[other]}
 
 
-@needs_shared_imdb
-def test_script_rebuilds_the_shipped_files_byte_for_byte(tmp_path, capsys):
-    make_samples.main(["--source", str(SHARED_DATA), "--output", str(tmp_path)])
+def test_script_rebuilds_the_shipped_files_byte_for_byte(tmp_path, capsys, shared_data):
+    make_samples.main(["--source", str(shared_data("imdb").parent), "--output", str(tmp_path)])
     for split in ("train", "test"):
         name = f"imdb_{split}_sample.csv.gz"
         assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes()

@@ -1,14 +1,11 @@
 """tunekit.datasets.read_conll on made-up CoNLL files (CoNLL-2003 text itself may not be copied here)."""
 
 import gzip
-from pathlib import Path
 
 import pytest
 
 from tunekit import datasets
 from tunekit.metrics import extract_entities
-
-CONLL_DIR = Path("/work/shared/data/conll2003")
 
 # Made-up sentences in CoNLL-2003's layout, with its quirks: a -DOCSTART- line at the start and at the end,
 # runs of blank lines, an IOB1 entity that starts with I-, and no final newline.
@@ -73,13 +70,12 @@ def test_file_without_sentences(tmp_path):
         datasets.read_conll(tmp_path / "absent.conll")
 
 
-@pytest.mark.skipif(not CONLL_DIR.is_dir(), reason="needs /work/shared/data/conll2003")
 @pytest.mark.parametrize(
     "file_name, sentences, tokens",
     [("eng.train.gz", 14041, 203621), ("eng.testa.gz", 3250, 51362), ("iob2/test.txt.gz", 3453, 46435)],
 )
-def test_real_conll2003_counts(file_name, sentences, tokens):
-    words, tags = datasets.read_conll(CONLL_DIR / file_name)
+def test_real_conll2003_counts(file_name, sentences, tokens, shared_data):
+    words, tags = datasets.read_conll(shared_data("conll2003") / file_name)
     assert len(words) == len(tags) == sentences
     assert sum(map(len, words)) == sum(map(len, tags)) == tokens
     assert {tag for sentence in tags for tag in sentence} <= {"O"} | {

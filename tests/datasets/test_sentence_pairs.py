@@ -1,15 +1,11 @@
 """tunekit.datasets.sentence_pairs on made-up GLUE TSV and CSV copies, and on the real data."""
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tunekit import datasets
-
-SHARED_DATA = Path("/work/shared/data")
-
 
 def test_mrpc_from_glue_tsv(tmp_path):
     folder = tmp_path / "MRPC"
@@ -97,7 +93,6 @@ def test_bad_files(tmp_path, name, file_name, content, message):
         datasets.sentence_pairs(name, "train", data_dir=tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mrpc").is_dir(), reason="needs /work/shared/data")
 @pytest.mark.parametrize(
     "name, split, rows, label_sum",
     [
@@ -106,8 +101,8 @@ def test_bad_files(tmp_path, name, file_name, content, message):
         ("stsb", "validation", 1500, None),
     ],
 )
-def test_real_pairs(name, split, rows, label_sum):
-    (first, second), labels = datasets.sentence_pairs(name, split, data_dir=SHARED_DATA)
+def test_real_pairs(name, split, rows, label_sum, shared_data):
+    (first, second), labels = datasets.sentence_pairs(name, split, data_dir=shared_data(name).parent)
     assert len(first) == len(second) == len(labels) == rows
     if label_sum is None:
         assert labels.dtype == np.float32 and labels.mean() == pytest.approx(2.364, abs=1e-3)

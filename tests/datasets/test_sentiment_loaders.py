@@ -1,15 +1,11 @@
 """tunekit.datasets.sst2 and rt_polarity on made-up copies in GLUE / Cornell / CSV layouts, and on the real data."""
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tunekit import datasets
-
-SHARED_DATA = Path("/work/shared/data")
-
 
 def test_sst2_from_glue_tsv_folder(tmp_path):
     glue_dir = tmp_path / "glue_data" / "SST-2"
@@ -77,18 +73,16 @@ def test_rt_polarity_errors(tmp_path):
         datasets.rt_polarity(data_dir=tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="needs /work/shared/data/sst2")
-def test_real_sst2():
-    texts, labels = datasets.sst2("train", data_dir=SHARED_DATA)
+def test_real_sst2(shared_data):
+    texts, labels = datasets.sst2("train", data_dir=shared_data("sst2").parent)
     assert len(texts) == 67349 and int(labels.sum()) == 37569
-    texts, labels = datasets.sst2("validation", data_dir=SHARED_DATA / "sst2")
+    texts, labels = datasets.sst2("validation", data_dir=shared_data("sst2"))
     assert len(texts) == 872 and int(labels.sum()) == 444
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "rt_polarity").is_dir(), reason="needs /work/shared/data/rt_polarity")
-def test_real_rt_polarity_from_csv_and_from_original_files_agree():
-    texts, labels = datasets.rt_polarity(data_dir=SHARED_DATA)
+def test_real_rt_polarity_from_csv_and_from_original_files_agree(shared_data):
+    texts, labels = datasets.rt_polarity(data_dir=shared_data("rt_polarity").parent)
     assert len(texts) == 10662 and int(labels.sum()) == 5331
-    raw_texts, raw_labels = datasets.rt_polarity(data_dir=SHARED_DATA / "rt_polarity" / "raw")
+    raw_texts, raw_labels = datasets.rt_polarity(data_dir=shared_data("rt_polarity") / "raw")
     assert raw_texts == texts  # same rows, same seeded order
     np.testing.assert_array_equal(raw_labels, labels)
