@@ -1,4 +1,4 @@
-"""In-process prediction (`tunekit.inference`): the compiled path gives the `tf.data` path's outputs for every
+"""In-process prediction (`tunekit.model.predictor`): the compiled path gives the `tf.data` path's outputs for every
 task, is reused across calls, is rebuilt when the model's variables change, and is safe to call from threads;
 `TextModel` takes Python lists of strings as its docstring says."""
 
@@ -13,7 +13,7 @@ from sample_texts import sentiment_texts
 
 import tunekit as tk
 import tunekit.model
-from tunekit.inference import DIRECT_LIMIT, predictor
+from tunekit.model import DIRECT_LIMIT, predictor
 from tunekit.inputs.text_batches import split_segments, text_dataset
 from tunekit.inputs.word_batches import sentence_words, token_dataset, word_probabilities
 

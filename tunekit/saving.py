@@ -30,13 +30,12 @@ import shutil
 import zipfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
 from tunekit.backbones.resolve import local_copies
 from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, write_atomically, write_manifest
-from tunekit.model import TEXT_INPUT_NAMES, TextModel
+from tunekit.model import TEXT_INPUT_NAMES, TextModel, check_finite_weights
 from tunekit.inputs.text_batches import trim_to_longest
 
 MODEL_FILE = "model.keras"
@@ -56,18 +55,6 @@ def _hub_sources(model):
     """`{handle: SavedModel directory}` of the model's layers that are loaded from TF Hub SavedModels."""
     return {layer.handle: layer.source_path for layer in (model.preprocessor, model.encoder)
             if getattr(layer, "source_path", None)}
-
-
-def check_finite_weights(model, action="save"):
-    """Raises `ValueError` when a floating-point weight of `model` holds NaN or an infinity (a diverged run),
-    naming the first such weight; `action` ("save", "export") is what is refused."""
-    weights = [weight for weight in model.core.weights if keras.backend.is_float_dtype(weight.dtype)]
-    bad = [weight.path for weight in weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight)))]
-    if bad:
-        raise ValueError(
-            f"Refusing to {action} the model: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinite "
-            f"values (first: {bad[0]}), so it would predict NaN. Training diverged: train again with a lower "
-            "learning_rate (and clipnorm), or load the last good save or checkpoint.")
 
 
 def _write_info(directory, info):
@@ -190,8 +177,8 @@ def export_model(model, path):
 def _text_serving_function(model):
     """(function, input signature) of a per-text task's `serving_default`: raw strings -> the task's outputs.
 
-    Each request's batch is cut to its longest text (as training batches and `tunekit.inference` are), so a
-    short text costs its own length, not `seq_length`; the outputs are those of the padded model."""
+    Each request's batch is cut to its longest text (as training batches and `tunekit.model.predict_texts` are),
+    so a short text costs its own length, not `seq_length`; the outputs are those of the padded model."""
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
 
     def outputs(segments):

@@ -67,8 +67,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
         ValueError: bad arguments, or a model that cannot convert (naming the ops), before anything is written.
     """
     from tunekit.backbones.hub_encoder import refuse_saved_model_encoder
-    from tunekit.model import TextModel
-    from tunekit.saving import check_finite_weights
+    from tunekit.model import TextModel, check_finite_weights
 
     if not isinstance(model, TextModel):
         raise TypeError(f"export_tflite needs a tunekit TextModel (from tunekit.attach_head), got {type(model).__name__}.")

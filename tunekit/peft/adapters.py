@@ -27,7 +27,7 @@ from tunekit.backbones.backbone import Backbone
 from tunekit.backbones.bert import BertEncoder
 from tunekit.files import FORMAT_VERSIONS, read_manifest, user_path, write_atomically, write_manifest
 from tunekit.heads import task_from_config
-from tunekit.model import TextModel, build_core
+from tunekit.model import TextModel, build_core, check_finite_weights
 from tunekit.peft.lora import (
     LoraEncoder,
     enable_lora,
@@ -56,8 +56,6 @@ def save_adapter(model, path):
     Only what trained is stored (minilm-l6, rank 8: 0.3 MB on query/value, 1.3 MB on all projections, against
     87 MB for the model's weights).
     """
-    from tunekit.saving import check_finite_weights
-
     lora = lora_encoder_of(model)
     check_finite_weights(model, "save the adapter of")
     if weights_fingerprint(lora.encoder) != lora.base_fingerprint:

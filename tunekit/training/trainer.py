@@ -30,8 +30,7 @@ import tensorflow as tf
 
 from tunekit.backbones.depth import variable_depths
 from tunekit.distributed import chief_writes, is_chief, read_tf_config
-from tunekit.inference import predict_texts, predict_words
-from tunekit.model import TextModel
+from tunekit.model import TextModel, predict_texts, predict_words
 from tunekit.saving import export_model, save_model
 from tunekit.augment import as_augmentation, augmented, describe, epochs_with
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
@@ -625,7 +624,7 @@ class Trainer:
         """Model outputs for raw texts: class probabilities `[N, C]`, label probabilities `[N, L]` or values;
         token classification: a list with one `[words, C]` array of tag probabilities per sentence (a sentence
         without words gets a `[0, C]` array). A few texts cost about what the model itself takes: see
-        `tunekit.inference`."""
+        `tunekit.model.predict_texts`."""
         if self.task.per_token:
             _reject_mapping(x, "sentences")
             return self._word_probabilities(sentence_words(x, allow_empty=True), batch_size)
