@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
-from tunekit.backbones.resolve import local_copies
+from tunekit.hub_handles import local_copies
 from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, write_atomically, write_manifest
 from tunekit.model import TEXT_INPUT_NAMES, TextModel, check_finite_weights
 from tunekit.inputs.text_batches import trim_to_longest

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import tunekit as tk
 from tunekit.backbones.hub_encoder import HubEncoder
-from tunekit.backbones.resolve import HandleNotAvailableError
+from tunekit.hub_handles import HandleNotAvailableError
 
 URL = "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
 

@@ -22,7 +22,7 @@ _EXPORTS = {
     "save_hub_encoder": "tunekit.backbones.hub_format",
     "load_huggingface_checkpoint": "tunekit.backbones.huggingface",
     "drop_layers": "tunekit.backbones.layer_dropping",
-    "resolve_handle": "tunekit.backbones.resolve",
+    "resolve_handle": "tunekit.hub_handles",
 }
 
 __getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS)

@@ -20,7 +20,7 @@ from tunekit.backbones.hub_encoder import HubEncoder, load_saved_model
 from tunekit.backbones.hub_format import BACKBONE_INFO_FILE
 from tunekit.backbones.model_garden import NotConvertible, convert_saved_model_encoder
 from tunekit.backbones.registry import REGISTRY, get_spec
-from tunekit.backbones.resolve import is_saved_model_dir, is_url, resolve_handle
+from tunekit.hub_handles import is_saved_model_dir, is_url, resolve_handle
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
 from tunekit.preprocessing.packing import validate_seq_length, validate_truncation
 from tunekit.preprocessing.preprocessor import Preprocessor

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401 - some encoder exports reference text ops
 
-from tunekit.backbones.resolve import resolve_handle
+from tunekit.hub_handles import resolve_handle
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 ENCODER_OUTPUT_KEYS = ("pooled_output", "sequence_output")

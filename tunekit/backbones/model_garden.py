@@ -86,7 +86,7 @@ def convert_saved_model_encoder(path, *, module=None, dtype=None):
     """Reads the TF Hub encoder SavedModel in folder `path` into a native `BertEncoder`; returns a `Conversion`.
 
     Args:
-        path: local folder of the SavedModel (resolve URLs first with `tunekit.backbones.resolve.resolve_handle`).
+        path: local folder of the SavedModel (resolve URLs first with `tunekit.hub_handles.resolve_handle`).
         module: the SavedModel already loaded with `tf.saved_model.load(path)`, to save loading it again.
         dtype: the native encoder's Keras dtype policy (e.g. "mixed_bfloat16"); the check runs in float32.
 

@@ -13,7 +13,7 @@ import keras
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401 - registers the text ops the SavedModel uses
 
-from tunekit.backbones.resolve import resolve_handle
+from tunekit.hub_handles import resolve_handle
 from tunekit.preprocessing.preprocessor import Preprocessor
 
 

@@ -1,5 +1,8 @@
 """Turn a model handle (URL or local path) into a local TF Hub-format SavedModel directory.
 
+Backbones, TF Hub preprocessors and `tunekit.load_model` (a save's copies under `hub/`) all resolve handles here,
+so this module imports nothing from tunekit and sits at the bottom, next to `tunekit.files`.
+
 URLs resolve the way `tensorflow_hub` does: a model downloaded once lives in
 `$TFHUB_CACHE_DIR/<sha1(handle)>` (default `<tmp>/tfhub_modules`), and is loaded from there without
 network. Set `TUNEKIT_OFFLINE=1` to never try a download: an uncached URL then fails at once with an
@@ -7,7 +10,7 @@ error that says how to proceed offline.
 
 Example:
 
->>> from tunekit.backbones.resolve import resolve_handle
+>>> from tunekit.hub_handles import resolve_handle
 >>> resolve_handle("/models/my_bert_encoder")  # doctest: +SKIP
 '/models/my_bert_encoder'
 """
