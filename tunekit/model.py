@@ -131,7 +131,8 @@ class TextModel(keras.Model):
 
     @property
     def seq_length(self):
-        """Tokens per text the model reads (`[CLS]` and `[SEP]` included): the preprocessor's, from `load_backbone`."""
+        """Tokens per text after packing, `[CLS]` and `[SEP]` included (longer texts are truncated): the `seq_length`
+        given to `load_backbone`, saved with the model."""
         return self.preprocessor.seq_length
 
     def get_config(self):

@@ -642,8 +642,10 @@ class Trainer:
     def evaluate(self, x, y=None, *, batch_size=None):
         """Loss and exact task metrics over the whole split.
 
-        Classification: `loss`, `accuracy`, `precision`, `recall`, `f1` (of class 1 when binary, macro
-        averages otherwise). Multilabel: subset/hamming accuracy, micro/macro F1. Regression: mse, mae,
+        Classification: the floats `loss`, `accuracy`, `precision`, `recall`, `f1` (of class 1 when binary, macro
+        averages otherwise) and two dicts, `confusion_matrix` (`{"labels": names, "matrix": rows of ints}`, row =
+        true class) and `per_class` (`{name: {"precision", "recall", "f1", "support"}}`): not every value is a
+        number. Multilabel: subset/hamming accuracy, micro/macro F1. Regression: mse, mae,
         rmse, pearson, spearman. Token classification: `loss` (mean over words), entity-level `precision`,
         `recall`, `f1` (CoNLL's, for IOB tags) and `token_accuracy`.
         """
