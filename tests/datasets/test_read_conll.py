@@ -1,6 +1,7 @@
 """tunekit.datasets.read_conll on made-up CoNLL files (CoNLL-2003 text itself may not be copied here)."""
 
 import gzip
+import io
 
 import pytest
 
@@ -81,3 +82,14 @@ def test_real_conll2003_counts(file_name, sentences, tokens, shared_data):
     assert {tag for sentence in tags for tag in sentence} <= {"O"} | {
         f"{prefix}-{kind}" for prefix in "BI" for kind in ("PER", "LOC", "ORG", "MISC")
     }
+
+
+def test_read_conll_from_a_stream_of_words_alone():
+    """A one-column stream (words to tag, e.g. stdin) reads: each word is its own tag, which callers ignore."""
+    stream = io.StringIO("-DOCSTART-\n\nAda\nsings\n\nHi\n")
+    stream.name = "stdin"
+    assert datasets.read_conll(stream) == ([["Ada", "sings"], ["Hi"]], [["Ada", "sings"], ["Hi"]])
+    stream = io.StringIO("Ada\n")
+    stream.name = "stdin"
+    with pytest.raises(ValueError, match="stdin, line 1: 1 columns, so there is no column 2"):
+        datasets.read_conll(stream, column=2)

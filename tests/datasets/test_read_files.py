@@ -1,6 +1,7 @@
 """tunekit.datasets.read_csv and read_jsonl on made-up files."""
 
 import gzip
+import io
 import json
 
 import numpy as np
@@ -119,3 +120,24 @@ def test_read_jsonl_errors(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         datasets.read_jsonl(path)
+
+
+def test_read_texts_without_labels_from_a_stream():
+    """`label_column=None` reads the texts alone (to predict); an open stream is read and named by its `name`."""
+    stream = io.StringIO('review,stars\n"Great,\nreally.",\nDull.,\n')
+    stream.name = "stdin"
+    assert datasets.read_csv(stream, text_column="review", label_column=None) == (["Great,\nreally.", "Dull."], None)
+    assert not stream.closed
+    lines = io.StringIO('{"q": "Hi?", "a": "Hello."}\n{"q": "Why?", "a": "No."}\n')
+    assert datasets.read_jsonl(lines, text_column="q", text_pair_column="a", label_column=None) == (
+        (["Hi?", "Why?"], ["Hello.", "No."]), None)
+    texts, labels = datasets.read_jsonl(io.StringIO("".join(f'{{"text": "{i}"}}\n' for i in range(10))),
+                                        label_column=None, limit=3, seed=0)
+    assert labels is None and len(set(texts)) == 3 and set(texts) <= {str(i) for i in range(10)}
+    bad = io.StringIO('{"text": "fine"}\n[1]\n')
+    bad.name = "stdin"
+    with pytest.raises(ValueError, match="stdin, line 2: expected a JSON object, got list"):
+        datasets.read_jsonl(bad, label_column=None)
+    unnamed = io.StringIO("review\nfine\n")
+    with pytest.raises(ValueError, match="<stream> has no column 'text'"):
+        datasets.read_csv(unnamed, label_column=None)

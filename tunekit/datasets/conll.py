@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunekit.datasets.files import open_text
+from tunekit.datasets.files import open_text, source_name
 
 DOCUMENT_SEPARATOR = "-DOCSTART-"
 
@@ -16,6 +16,9 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
     as written: CoNLL-2003's `eng.*` files use IOB1, most other copies IOB2
     (`tunekit.metrics.entity_metrics` scores either).
 
+    `path` may also be an open text stream (`io.StringIO`). A file of words alone (one column) reads with the
+    default `column`: each word is its own tag, which a caller that only needs the words ignores.
+
     CoNLL-2003 itself is not shipped with tunekit: its Reuters text may not be redistributed.
 
     Example:
@@ -25,6 +28,7 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
         >>> read_conll(path)
         ([['Ada', 'sings'], ['Hi']], [['B-PER', 'O'], ['O']])
     """
+    name = source_name(path)
     sentences_words: list[list[str]] = []
     sentences_tags: list[list[str]] = []
     words: list[str] = []
@@ -37,7 +41,7 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
                     tag = fields[column]
                 except IndexError:
                     raise ValueError(
-                        f"{path}, line {line_number}: {len(fields)} columns, so there is no column {column}."
+                        f"{name}, line {line_number}: {len(fields)} columns, so there is no column {column}."
                     ) from None
                 words.append(fields[0])
                 tags.append(tag)
@@ -49,5 +53,5 @@ def read_conll(path, *, column: int = -1) -> tuple[list[list[str]], list[list[st
         sentences_words.append(words)
         sentences_tags.append(tags)
     if not sentences_words:
-        raise ValueError(f"{path} holds no sentences.")
+        raise ValueError(f"{name} holds no sentences.")
     return sentences_words, sentences_tags
