@@ -76,7 +76,7 @@ def test_a_users_checkpoint_is_never_overwritten(tmp_path):
     # tunekit's own checkpoint folder is written again, but a file the user adds to it stops the next run.
     trainer = tk.Trainer(tiny(), epochs=1, batch_size=8, verbose=0, checkpoint_dir=tmp_path / "run")
     trainer.fit(texts, labels)
-    trainer.fit(texts, labels)
+    trainer.fit(texts, labels, reset=True)
     (tmp_path / "run" / "NOTES.md").write_text("keep")
     with pytest.raises(ValueError, match=r"holds files that tunekit did not write \(NOTES.md\)"):
         tk.Trainer(tiny(), checkpoint_dir=tmp_path / "run")

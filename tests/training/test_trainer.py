@@ -277,3 +277,71 @@ def test_layer_decay_is_checked_before_training(backbone):
     model = tk.attach_head(backbone, "classification", num_classes=2)
     with pytest.raises(ValueError, match=r"layer_decay must be a number in \(0, 1\]"):
         tk.Trainer(model, layer_decay=1.2)
+
+
+def test_fit_again_past_the_end_of_the_schedule_is_refused_saying_how_to_go_on(new_backbone):
+    """The notebook trap: Trainer(epochs=1), fit, then fit again "to train a bit more" would run the whole second
+    call past the end of the linear decay, at learning rate 0."""
+    texts, labels = sentiment_texts(16)
+    model = tk.attach_head(new_backbone(), "classification", labels=["negative", "positive"])
+    trainer = tk.Trainer(model, epochs=1, batch_size=8, learning_rate=1e-3, verbose=0)
+    trainer.fit(texts, labels)
+    before = [w.numpy().copy() for w in model.core.weights]
+    with pytest.raises(ValueError, match=r"past the end of its learning-rate schedule: the 'linear' schedule was "
+                                         r"planned at the first fit for 2 batches .* 2 are done, and epochs=1 needs 2 "
+                                         r"more.*fit\(\.\.\., reset=True\)"):
+        trainer.fit(texts, labels)
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, model.core.weights))
+    assert trainer.state.epoch == 1 and trainer.history["epoch"] == [1]
+    trainer.fit(texts, labels, reset=True)  # a new warmup and decay: the weights train again
+    assert not all(np.array_equal(b, w.numpy()) for b, w in zip(before, model.core.weights))
+    assert float(model.core.optimizer.learning_rate) == 0.0  # (the end of the new schedule)
+
+    halfway = tk.Trainer(model, epochs=3, batch_size=8, verbose=0)
+    halfway.fit(texts, labels, epochs=1)
+    with pytest.raises(ValueError, match=r"to finish the planned run, fit\(\.\.\., epochs=2\)"):
+        halfway.fit(texts, labels)  # epochs=3 more would need 6 batches; 4 are left
+    halfway.fit(texts, labels, epochs=2)
+    assert halfway.state.epoch == 3 and halfway.state.batches_done == halfway.state.planned_batches == 6
+    constant = tk.Trainer(model, epochs=1, batch_size=8, verbose=0, schedule="constant")
+    constant.fit(texts, labels)
+    constant.fit(texts, labels)  # a constant schedule has no end
+    assert constant.history["epoch"] == [1, 2]
+
+
+def test_callbacks_see_the_run_state(new_backbone):
+    texts, labels = sentiment_texts(16)
+    seen = []
+
+    class Watch(tk.training.StateCallback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((self.state.epoch, self.state.step, self.state.batches_done, round(logs["loss"], 6)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(("end", epoch, self.state.epoch, self.state.history["epoch"][-1]))
+
+    model = tk.attach_head(new_backbone(), "classification", labels=["negative", "positive"])
+    trainer = tk.Trainer(model, epochs=2, batch_size=8, verbose=0, callbacks=[Watch()])
+    trainer.fit(texts, labels)
+    assert [row[:3] for row in seen] == [(0, 1, 1), (0, 2, 2), ("end", 0, 1), (1, 1, 3), (1, 2, 4), ("end", 1, 2)]
+    assert seen[1][3] == round(trainer.history["loss"][0], 6)  # the epoch's loss: the mean of its batch losses
+
+
+def test_progress_output_redirected_to_a_file_has_no_escape_codes(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\nsys.path[:0] = [%r, %r]\n" % (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        + "from conftest import make_backbone\nfrom sample_texts import sentiment_texts\nimport tunekit as tk\n"
+        "model = tk.attach_head(make_backbone(), 'classification', labels=['negative', 'positive'])\n"
+        "tk.Trainer(model, epochs=2, batch_size=8).fit(*sentiment_texts(16))\n")
+    log = tmp_path / "train.log"
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, str(script)], stdout=out, stderr=subprocess.DEVNULL, check=True, timeout=300,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    text = log.read_text()
+    assert "\x1b[" not in text and "\b" not in text
+    assert [line.split(" - ")[0].strip() for line in text.splitlines() if " - loss:" in line] == ["2/2", "2/2"]

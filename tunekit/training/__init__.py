@@ -13,6 +13,8 @@ from tunekit._lazy import lazy_attributes as _lazy_attributes
 
 _EXPORTS = {
     "Trainer": "tunekit.training.trainer",
+    "TrainingState": "tunekit.training.state",
+    "StateCallback": "tunekit.training.state",
     "create_optimizer": "tunekit.training.optimization",
     "learning_rate_schedule": "tunekit.training.optimization",
     "text_dataset": "tunekit.inputs.text_batches",
@@ -23,5 +25,5 @@ _EXPORTS = {
 
 __getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS)
 
-__all__ = ["Trainer", "create_optimizer", "learning_rate_schedule", "plot_history", "text_dataset", "tf_dataset",
-           "token_dataset"]
+__all__ = ["StateCallback", "Trainer", "TrainingState", "create_optimizer", "learning_rate_schedule", "plot_history",
+           "text_dataset", "tf_dataset", "token_dataset"]

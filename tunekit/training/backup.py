@@ -26,6 +26,7 @@ Example:
 """
 
 import json
+import math
 import os
 import shutil
 import warnings
@@ -34,6 +35,7 @@ import numpy as np
 
 from tunekit.files import (FORMAT_VERSIONS, DamagedArtifactError, check_writable, read_manifest, user_path,
                            write_atomically, write_manifest)
+from tunekit.training.state import StateCallback
 
 FORMAT_VERSION = FORMAT_VERSIONS["backup"]
 KEEP = 2
@@ -173,3 +175,54 @@ class BackupStore:
         for name in os.listdir(self.directory) if os.path.isdir(self.directory) else []:
             if name.startswith(".removing-"):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+
+
+class BackupCallback(StateCallback):
+    """The backups of `Trainer(backup_dir=...)` as a callback on the run's `TrainingState`.
+
+    At the start of training it restores the newest backup of the same run (the model, optimizer and metric
+    variables, and the state: epoch, step, data-order seed, history, running loss), so the loop continues where the
+    backup was made. It saves one every `every` batches (not after a non-finite loss) and at every epoch end, and
+    removes them when training completes without diverging. Under several workers every worker restores; only the
+    chief (`write=True`) saves and removes.
+
+    Args:
+        store: the run's `BackupStore`.
+        variables: the variables to save and restore (`TrainingLoop.variables`).
+        every: batches between backups.
+        write: whether this process writes backups (the chief).
+        strategy: the `tf.distribute` strategy whose scope the variables are restored in (None: the default).
+    """
+
+    def __init__(self, store, variables, *, every, write=True, strategy=None):
+        super().__init__()
+        self.store, self.variables, self.every, self.write, self.strategy = store, variables, every, write, strategy
+
+    def on_train_begin(self, logs=None):
+        if self.strategy is None:
+            saved = self.store.restore(self.variables)
+        else:
+            with self.strategy.scope():
+                saved = self.store.restore(self.variables)
+        if saved is not None:
+            steps_per_epoch = self.state.steps_per_epoch
+            self.state.restore(saved)
+            self.state.steps_per_epoch = steps_per_epoch
+
+    def _save(self):
+        if self.write:
+            self.store.save(self.variables, self.state.to_backup())
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):  # diverged: the divergence guard stops the run
+            return
+        if self.state.step % self.every == 0 and self.state.step < self.state.steps_per_epoch:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+    def on_train_end(self, logs=None):
+        if self.write and self.state.diverged is None:
+            self.store.clear()

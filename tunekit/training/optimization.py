@@ -141,9 +141,12 @@ def _number(value, name, example):
     return float(value)
 
 
-def check_optimizer_settings(*, learning_rate, weight_decay, warmup_ratio, clipnorm):
+def check_optimizer_settings(*, learning_rate, weight_decay, warmup_ratio, clipnorm, schedule="linear"):
     """Refuses settings that cannot train (before any work): non-numbers, NaN or infinite values, a learning rate
-    outside (0, 1], a negative weight decay, a warmup ratio outside [0, 1), a clipnorm that is not positive."""
+    outside (0, 1], a negative weight decay, a warmup ratio outside [0, 1), a clipnorm that is not positive, an
+    unknown schedule."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
     learning_rate = _number(learning_rate, "learning_rate", "3e-5")
     if not 0.0 < learning_rate <= MAX_LEARNING_RATE:
         raise ValueError(f"learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got {learning_rate!r}: fine-tuning "
@@ -192,7 +195,7 @@ def create_optimizer(variables, *, learning_rate, total_steps, weight_decay=0.01
             `layer_decay_multipliers`).
     """
     check_optimizer_settings(learning_rate=learning_rate, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
-                             clipnorm=clipnorm)
+                             clipnorm=clipnorm, schedule=schedule)
     settings = dict(
         learning_rate=learning_rate_schedule(learning_rate, total_steps, warmup_ratio=warmup_ratio, schedule=schedule),
         weight_decay=weight_decay,

@@ -22,6 +22,7 @@ Token classification takes words and tags per sentence (see `tunekit.inputs.word
 import hashlib
 import math
 import random
+import sys
 from collections.abc import Mapping
 
 import keras
@@ -34,14 +35,16 @@ from tunekit.model import TextModel, predict_texts, predict_words
 from tunekit.saving import export_model, save_model
 from tunekit.augment import as_augmentation, augmented, describe, epochs_with
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
-from tunekit.training.backup import BackupStore, check_backup_dir
+from tunekit.training.backup import BackupCallback, BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
 from tunekit.inputs.text_batches import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
                                          text_epochs, tf_dataset)
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
-from tunekit.training.optimization import check_layer_decay, create_optimizer, layer_decay_multipliers
+from tunekit.training.optimization import (check_layer_decay, check_optimizer_settings, create_optimizer,
+                                           layer_decay_multipliers)
 from tunekit.training.self_training import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, self_train
+from tunekit.training.state import StateCallback, TrainingState
 from tunekit.inputs.word_batches import check_tags, sentence_words, token_dataset, token_epochs
 
 
@@ -269,13 +272,17 @@ class Trainer:
         if class_weight is not None:  # bad keys fail now, not after the data pipeline is built
             class_weight_vector(class_weight, self.task, self._num_outputs(), np.zeros([0], np.int64))
         # Fail on bad optimizer settings now rather than after the data pipeline is built.
-        create_optimizer([], learning_rate=learning_rate, total_steps=1, weight_decay=weight_decay,
-                         warmup_ratio=warmup_ratio, schedule=schedule, clipnorm=clipnorm)
-        self.history = {}
+        check_optimizer_settings(learning_rate=learning_rate, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+                                 clipnorm=clipnorm, schedule=schedule)
+        self.state = TrainingState()
         self._loop = None
-        self._epochs_done = 0
-        self._run_seed = None
         self._initial_weights = None
+
+    @property
+    def history(self):
+        """Per-epoch values (`epoch`, `loss`, metrics, `val_...`) of the run so far, over every `fit` call
+        (`trainer.state.history`)."""
+        return self.state.history
 
     @property
     def task(self):
@@ -354,13 +361,12 @@ class Trainer:
 
         return encode
 
-    def _callbacks(self, has_validation, chief, guard):
-        """User callbacks, the divergence guard and early stopping run in every worker; files are written by the
-        chief only."""
-        callbacks = [guard, *self.callbacks]
+    def _callbacks(self, chief, guard, backup):
+        """The run's callbacks, in order: backups (first: they restore the state the others start from), the
+        divergence guard, the user's, early stopping, checkpoints, logs. Backups, the guard, user callbacks and early
+        stopping run in every worker; files are written by the chief only."""
+        callbacks = [*([backup] if backup is not None else []), guard, *self.callbacks]
         if self.early_stopping_patience is not None:
-            if not has_validation:
-                raise ValueError("early_stopping_patience needs validation_data to watch.")
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.early_stopping_patience, restore_best_weights=True))
         if self.checkpoint_dir is not None and chief:
@@ -369,7 +375,34 @@ class Trainer:
             from tunekit.training.callbacks import log_callbacks
 
             callbacks.extend(log_callbacks(self.log_dir, every=self.log_every))
+        for callback in callbacks:
+            if isinstance(callback, StateCallback):
+                callback.set_state(self.state)
         return callbacks
+
+    def _check_schedule(self, steps, epochs):
+        """Refuses a `fit` that would run past the end of the learning-rate schedule of the run it continues
+        (planned at its first `fit` for the trainer's `epochs`): it would train at a learning rate of 0."""
+        state = self.state
+        planned, done = state.planned_batches, state.batches_done
+        more = steps * epochs - state.step  # a fit interrupted mid-epoch continues that epoch
+        if self._loop is None or planned is None or done + more <= planned:
+            return
+        left = (planned - done + state.step) // steps
+        raise ValueError(
+            f"This fit would continue the run past the end of its learning-rate schedule: the {self.schedule!r} "
+            f"schedule was planned at the first fit for {planned} batches ({planned // steps} epoch(s) of {steps}), "
+            f"{done} are done, and epochs={epochs} needs {more} more; past the end the learning rate is 0 and "
+            "nothing would train. To train more with a new warmup and decay (the weights are kept), call "
+            "fit(..., reset=True)" + (f"; to finish the planned run, fit(..., epochs={left})" if left else "")
+            + "; or plan the whole run at once: Trainer(..., epochs=TOTAL), or schedule=\"constant\".")
+
+    def _verbosity(self):
+        """Keras' progress output: "auto" is the live bar (1) in a terminal or notebook, else one line per epoch (2),
+        so that redirected logs get no escape codes (Keras' own "auto" takes every POSIX system for a terminal)."""
+        if self.verbose != "auto":
+            return self.verbose
+        return 1 if "ipykernel" in sys.modules or (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()) else 2
 
     def _strategy(self):
         """The current `tf.distribute` strategy, checked against TF_CONFIG, the model and the batch size."""
@@ -442,8 +475,10 @@ class Trainer:
     def _start(self, steps_per_epoch, epochs, labels):
         """The state that lives across `fit` calls: optimizer (moments, iterations, schedule), training loop."""
         core = self.model.core
+        total_steps = steps_per_epoch * max(self.epochs, epochs)
+        self.state.planned_batches = None if self.schedule == "constant" else total_steps
         optimizer = create_optimizer(
-            core.trainable_variables, learning_rate=self.learning_rate, total_steps=steps_per_epoch * max(self.epochs, epochs),
+            core.trainable_variables, learning_rate=self.learning_rate, total_steps=total_steps,
             weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio, schedule=self.schedule,
             clipnorm=clipnorm_per_replica(self.clipnorm), gradient_accumulation_steps=self.gradient_accumulation_steps,
             learning_rate_multipliers=None if self.layer_decay is None else encoder_learning_rate_multipliers(
@@ -464,10 +499,8 @@ class Trainer:
         """Starts afresh at the next `fit`: a new optimizer and schedule, epoch count and history at zero (the
         model's weights stay as they are)."""
         self._loop = None
-        self._epochs_done = 0
-        self._run_seed = None
         self._initial_weights = None
-        self.history = {}
+        self.state = TrainingState()
 
     def _run_identity(self, data_sha256):
         """What makes a training run this run: its data, the weights it started from, dropout and settings (JSON)."""
@@ -482,7 +515,7 @@ class Trainer:
         variables = self._loop.variables
         run = {"model": self.model.core.name, "task": self.task.get_config(), "num_segments": self.model.num_segments,
                "variables": [list(v.shape) for v in variables], "steps_per_epoch": steps_per_epoch,
-               "batch_size": self.batch_size, "epochs": self._epochs_done + epochs,
+               "batch_size": self.batch_size, "epochs": self.state.epoch + epochs,
                "gradient_accumulation_steps": self.gradient_accumulation_steps, "layer_decay": self.layer_decay,
                **identity}
         return BackupStore(self.backup_dir, run)
@@ -491,9 +524,13 @@ class Trainer:
             confidence_threshold=DEFAULT_THRESHOLD, self_training_rounds=DEFAULT_ROUNDS):
         """Trains on texts and labels for `epochs` more epochs; returns the Keras `History` of this call.
 
-        The optimizer (its moments, iteration count and learning-rate schedule, planned for the trainer's
-        `epochs`), the epoch count and the dropout random state live across calls: `fit(epochs=1)` twice equals
-        `fit(epochs=2)` once. `reset=True` (or `trainer.reset()`) starts afresh. With `backup_dir`, a call that
+        The optimizer (its moments, iteration count and learning-rate schedule, planned at the first call for the
+        trainer's `epochs`), the run's state (`trainer.state`: epochs and steps done, data order, history) and the
+        dropout random state live across calls: `Trainer(epochs=2)` then `fit(epochs=1)` twice equals `fit()` once,
+        and a call interrupted mid-epoch (Ctrl-C) continues that epoch at the next call. A call that would run past
+        the end of the planned schedule (where the learning rate is 0: `fit()` again on a finished run) is refused
+        before any work, saying how to go on. `reset=True` (or `trainer.reset()`) starts afresh: a new optimizer
+        and schedule, the weights as they are. With `backup_dir`, a call that
         finds a backup of the same run resumes from it (a backup of another run is refused, naming what differs;
         a damaged newest backup is passed over for the one before it, with a warning).
 
@@ -527,19 +564,23 @@ class Trainer:
         chief = is_chief(strategy)
         if reset:
             self.reset()
-        if self._run_seed is None:
+        state = self.state
+        if state.seed is None:
             # Without a seed, one is drawn for the run (and kept in backups), so the data order is still a function
             # of seed and epoch; several workers must agree on it, so they use 0.
-            self._run_seed = self.seed if self.seed is not None else (
+            state.seed = self.seed if self.seed is not None else (
                 0 if strategy.num_replicas_in_sync > 1 else random.randrange(2**31))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
         batches, labels, data_sha256 = self._training_batches(x, y)
+        steps = int(batches(state.epoch, state.seed).cardinality())
+        self._check_schedule(steps, epochs)
         validation = self._validation(validation_data)
+        if self.early_stopping_patience is not None and validation is None:
+            raise ValueError("early_stopping_patience needs validation_data to watch.")
         guard = DivergenceGuard()
-        callbacks = self._callbacks(validation is not None, chief, guard)
-        first_epoch, target = self._epochs_done, self._epochs_done + epochs
-        steps = int(batches(first_epoch, self._run_seed).cardinality())
+        first_epoch, target = state.epoch, state.epoch + epochs
+        state.steps_per_epoch = steps
         with strategy.scope():
             if self._loop is None:
                 if self.seed is not None:
@@ -549,63 +590,44 @@ class Trainer:
                     claim_log_dir(self.log_dir, self._run_identity(data_sha256))
                 self._start(steps, epochs, labels)
             loop, core = self._loop, self.model.core
-            identity = self._run_identity(data_sha256)
-            backup = self._backup_store(steps, epochs, identity) if self.backup_dir is not None else None
-            state = backup.restore(loop.variables) if backup is not None else None
-        step, loss_sum, loss_steps = 0, 0.0, 0
-        if state is not None:
-            self._epochs_done, step, self._run_seed = state["epoch"], state["step"], state["seed"]
-            self.history, loss_sum, loss_steps = state["history"], state["loss_sum"], state["loss_steps"]
-
-        def save_backup():
-            if backup is not None and chief:
-                backup.save(loop.variables, {
-                    "epoch": self._epochs_done, "step": step, "global_step": self._epochs_done * steps + step,
-                    "seed": self._run_seed, "history": self.history, "loss_sum": loss_sum, "loss_steps": loss_steps})
-
-        verbose = 1 if self.verbose == "auto" else self.verbose
-        callback_list = keras.callbacks.CallbackList(callbacks, add_progbar=bool(verbose) and chief, model=core,
-                                                     verbose=verbose, epochs=target, steps=steps)
+            backup = None
+            if self.backup_dir is not None:
+                store = self._backup_store(steps, epochs, self._run_identity(data_sha256))
+                backup = BackupCallback(store, loop.variables, every=self.backup_every, write=chief, strategy=strategy)
+        callbacks = self._callbacks(chief, guard, backup)
+        callback_list = keras.callbacks.CallbackList(callbacks, add_progbar=bool(self._verbosity()) and chief,
+                                                     model=core, verbose=self._verbosity(), epochs=target, steps=steps)
         core.stop_training = False
-        logs = {}
-        callback_list.on_train_begin()
-        while self._epochs_done < target and not core.stop_training:
-            epoch = self._epochs_done
+        state.diverged = None
+        callback_list.on_train_begin()  # a backup of this run, if any, puts the state back here
+        while state.epoch < target and not core.stop_training:
+            epoch = state.epoch
             callback_list.on_epoch_begin(epoch)
-            if step == 0:
+            if state.step == 0:
                 loop.reset_metrics()
-                loss_sum, loss_steps = 0.0, 0
-            for batch in batches(epoch, self._run_seed).skip(step):
-                callback_list.on_train_batch_begin(step)
-                loss, metrics = loop.train_step(batch)
-                loss_sum, loss_steps, step = loss_sum + loss, loss_steps + 1, step + 1
-                logs = {"loss": loss_sum / loss_steps, **metrics}
-                callback_list.on_train_batch_end(step - 1, logs)
-                if guard.diverged:
-                    break
-                if step % self.backup_every == 0 and step < steps:
-                    save_backup()
-                if core.stop_training:
+                state.begin_epoch()
+            for batch in batches(epoch, state.seed).skip(state.step):
+                callback_list.on_train_batch_begin(state.step)
+                state.end_step(*loop.train_step(batch))
+                callback_list.on_train_batch_end(state.step - 1, state.logs)
+                if guard.diverged or core.stop_training:
                     break
             if guard.diverged or not guard.check_weights(epoch):
                 break
             if validation is not None:
-                logs = {**logs, **{f"val_{name}": value for name, value in loop.evaluate(validation).items()}}
-            for name, value in {"epoch": epoch + 1, **logs}.items():
-                self.history.setdefault(name, []).append(value)
-            callback_list.on_epoch_end(epoch, logs)
-            self._epochs_done, step = epoch + 1, 0
-            save_backup()
-        callback_list.on_train_end(logs)
+                state.logs.update({f"val_{name}": value for name, value in loop.evaluate(validation).items()})
+            state.end_epoch()
+            callback_list.on_epoch_end(epoch, state.logs)
+        state.diverged = guard.diverged
+        callback_list.on_train_end(state.logs)
         if guard.diverged:
             self._diverged(guard, first_epoch)
-        if backup is not None and chief:
-            backup.clear()
         history = keras.callbacks.History()
         history.set_model(core)
-        done = [i for i, epoch in enumerate(self.history.get("epoch", [])) if epoch > first_epoch]
-        history.history = {name: [values[i] for i in done] for name, values in self.history.items() if name != "epoch"}
-        history.epoch = [self.history["epoch"][i] - 1 for i in done]
+        done = [i for i, epoch in enumerate(state.history.get("epoch", [])) if epoch > first_epoch]
+        history.history = {name: [values[i] for i in done] for name, values in state.history.items()
+                           if name != "epoch"}
+        history.epoch = [state.history["epoch"][i] - 1 for i in done]
         return history
 
     def _diverged(self, guard, first_epoch):
@@ -660,10 +682,10 @@ class Trainer:
         loss = float(self.task.loss()(truth, predictions))
         return {"loss": loss, **self.task.evaluate(truth, predictions)}
 
-    def save(self, path):
-        """Saves the model (see `tunekit.save_model`); reload with `tunekit.load_model(path)`. Under several
-        workers only the chief writes."""
-        return chief_writes(lambda target: save_model(self.model, target), path)
+    def save(self, path, *, include_optimizer=False):
+        """Saves the model (see `tunekit.save_model`, also for `include_optimizer`); reload with
+        `tunekit.load_model(path)`. Under several workers only the chief writes."""
+        return chief_writes(lambda target: save_model(self.model, target, include_optimizer=include_optimizer), path)
 
     def export(self, path):
         """Exports a serving SavedModel taking raw strings (see `tunekit.export_model`). Under several workers
