@@ -152,6 +152,6 @@ def test_the_scan_sees_the_real_imports():
     assert "tunekit.heads" in found["tunekit.model"]  # module level
     assert "tunekit.backbones.backbone" in found["tunekit.model"]  # inside attach_head
     assert "tunekit.inputs.text_batches" in found["tunekit.inputs.word_batches"]  # within a layer
-    assert "tunekit.deploy.artifact" in found["tunekit.deploy"]  # a package's own modules
+    assert "tunekit.deploy.litert_runtime" in found["tunekit.deploy.tflite"]  # a sibling module
     assert layer_of("tunekit.cli.commands") == layer_of("tunekit.cli") == len(LAYERS) - 1
     assert layer_of("tunekit.formats") == layer_of("tunekit.files") == 0

@@ -2,6 +2,9 @@
 
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -204,3 +207,15 @@ def test_predictions_grouped_by_length_match_one_text_at_a_time(classifier_expor
     one_at_a_time = artifact.predict(texts, batch_size=1)["probabilities"]
     np.testing.assert_allclose(artifact.predict(texts)["probabilities"], one_at_a_time, atol=1e-6)
     np.testing.assert_allclose(artifact.predict(texts, batch_size=3)["probabilities"], one_at_a_time, atol=1e-6)
+
+
+def test_loading_an_artifact_imports_the_runtime_not_the_exporter(classifier_exports):
+    """`load_artifact` (what `tunekit serve` runs) needs `litert_runtime` only, not the graph builder or exporter."""
+    code = ("import sys; from tunekit.deploy import load_artifact; load_artifact(sys.argv[1]).predict(['Fine.']); "
+            "print(sorted(name for name in sys.modules if name.startswith('tunekit.deploy')))")
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    process = subprocess.run([sys.executable, "-c", code, str(classifier_exports["int8"])], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": root})
+    assert process.returncode == 0, process.stderr[-3000:]
+    loaded = process.stdout.strip().splitlines()[-1]
+    assert loaded == str(["tunekit.deploy", "tunekit.deploy.artifact", "tunekit.deploy.litert_runtime"])

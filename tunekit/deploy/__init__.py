@@ -15,7 +15,15 @@ Example:
 ['positive']
 """
 
-from tunekit.deploy.artifact import Artifact, load_artifact
-from tunekit.deploy.tflite import export_tflite
+from tunekit._lazy import lazy_attributes as _lazy_attributes
+
+# Imported on first use: loading an artifact (`load_artifact`) does not import the exporter.
+_EXPORTS = {
+    "Artifact": "tunekit.deploy.artifact",
+    "load_artifact": "tunekit.deploy.artifact",
+    "export_tflite": "tunekit.deploy.tflite",
+}
+
+__getattr__, __dir__ = _lazy_attributes(globals(), _EXPORTS)
 
 __all__ = ["Artifact", "export_tflite", "load_artifact"]

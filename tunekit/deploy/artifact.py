@@ -228,7 +228,7 @@ class TFLiteArtifact(Artifact):
     kind = "tflite"
 
     def __init__(self, path, manifest):
-        from tunekit.deploy.tflite import open_interpreter
+        from tunekit.deploy.litert_runtime import open_interpreter
 
         super().__init__(path, manifest)
         for key in ("task", "num_segments", "files"):
