@@ -95,7 +95,7 @@ def test_a_users_log_folder_and_the_logs_of_another_run_are_kept(tmp_path):
     tk.Trainer(tiny(), epochs=1, batch_size=8, verbose=0, log_dir=tmp_path / "run", log_every=1).fit(texts, labels)
     first = hashes(tmp_path / "run")
     assert len((tmp_path / "run" / "steps.csv").read_text().splitlines()) == 3
-    other = tk.Trainer(tiny(), learning_rate=1e-4, epochs=1, batch_size=8, verbose=0, log_dir=tmp_path / "run")
+    other = tk.Trainer(tiny(), learning_rate=5e-4, epochs=1, batch_size=8, verbose=0, log_dir=tmp_path / "run")
     with pytest.raises(ValueError, match=r"holds the logs of another training run \(it differs in: learning_rate\)"):
         other.fit(texts, labels)
     other_data = tk.Trainer(tiny(), epochs=1, batch_size=8, verbose=0, log_dir=tmp_path / "run")

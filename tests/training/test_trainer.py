@@ -345,3 +345,34 @@ def test_progress_output_redirected_to_a_file_has_no_escape_codes(tmp_path):
     text = log.read_text()
     assert "\x1b[" not in text and "\b" not in text
     assert [line.split(" - ")[0].strip() for line in text.splitlines() if " - loss:" in line] == ["2/2", "2/2"]
+
+
+def test_the_default_learning_rate_follows_the_encoder_width(new_backbone):
+    from tunekit.backbones.backbone import Backbone
+    from tunekit.backbones.bert import BertEncoder
+
+    small = tk.attach_head(new_backbone(), "classification", num_classes=2)  # hidden size 32, like MiniLM's 384
+    assert tk.Trainer(small).learning_rate == 1e-4
+    assert tk.Trainer(small, learning_rate=2e-5).learning_rate == 2e-5
+    tiny = new_backbone()
+    wide = BertEncoder(vocabulary_size=tiny.encoder.vocabulary_size, hidden_size=768, num_layers=1, num_heads=12,
+                       intermediate_size=64, max_sequence_length=32)
+    base = Backbone(encoder=wide, preprocessor=tiny.preprocessor, name="bert-base-width", pooling="mean")
+    assert tk.Trainer(tk.attach_head(base, "classification", num_classes=2)).learning_rate == 3e-5
+
+
+def test_a_run_that_ends_at_the_majority_class_share_warns_naming_the_learning_rate(new_backbone):
+    texts, labels = sentiment_texts(16)
+    skewed = [1] * 12 + [0] * 4  # a model that predicts "positive" for everything is right 75 % of the time
+    model = tk.attach_head(new_backbone(), "classification", labels=["negative", "positive"])
+    with pytest.warns(UserWarning, match=r"ended with accuracy 0\.\d+, about the share of its most common label "
+                                         r"'positive' \(0\.750\).*learning_rate=1e-06 here"):
+        tk.Trainer(model, learning_rate=1e-6, epochs=1, batch_size=8, verbose=0).fit(texts, skewed)
+    import warnings
+
+    learned = tk.attach_head(new_backbone(), "classification", labels=["negative", "positive"])
+    trainer = tk.Trainer(learned, learning_rate=1e-3, epochs=4, batch_size=8, verbose=0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a run that learned says nothing
+        trainer.fit(*sentiment_texts(64), validation_data=sentiment_texts(32, seed=3))
+    assert trainer.history["val_accuracy"][-1] > 0.6

@@ -24,15 +24,18 @@ Example:
 import csv
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tunekit.files import check_writable, folder_argument, read_manifest, write_manifest
+from tunekit.training.state import StateCallback
+from tunekit.formats import FORMAT_VERSIONS, NewerFormatError
 
 LOGS_KIND = "logs"
-LOGS_FORMAT_VERSION = 1
+LOGS_FORMAT_VERSION = FORMAT_VERSIONS[LOGS_KIND]
 
 
 def _require(module, extra):
@@ -63,6 +66,8 @@ def _log_run(directory):
     try:
         manifest = read_manifest(directory, what="log folder", kinds=(LOGS_KIND,),
                                  format_version=LOGS_FORMAT_VERSION, verify_files=False)
+    except NewerFormatError:
+        raise
     except ValueError:
         return None
     return manifest.get("run", {})
@@ -126,6 +131,39 @@ class DivergenceGuard(keras.callbacks.TerminateOnNaN):
     def restore(self):
         """Puts back the last good weights."""
         self.model.set_weights(self._good)
+
+
+class MajorityClassWarning(StateCallback):
+    """Warns when a classification run ends no better than always predicting its most common label (the accuracy
+    of its last epoch, on the validation data when there is some, within `margin` of that label's share): what a
+    learning rate too low for the backbone or too little training looks like, and easy to miss in a loss curve.
+
+    Args:
+        labels: the training labels (class ids).
+        names: the label names.
+        learning_rate: the run's peak learning rate (named in the warning).
+        margin: how close to the majority share counts as "no better".
+    """
+
+    def __init__(self, labels, names, learning_rate, margin=0.02):
+        super().__init__()
+        counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=len(names))
+        self.majority, self.share = names[int(np.argmax(counts))], counts.max() / max(counts.sum(), 1)
+        self.learning_rate, self.margin = learning_rate, margin
+
+    def on_train_end(self, logs=None):
+        history = self.state.history
+        name = "val_accuracy" if history.get("val_accuracy") else "accuracy"
+        if self.state.diverged is not None or not history.get(name):
+            return
+        accuracy = history[name][-1]
+        if accuracy <= self.share + self.margin:
+            warnings.warn(
+                f"The run ended with {name} {accuracy:.3f}, about the share of its most common label "
+                f"{self.majority!r} ({self.share:.3f}): the model may predict {self.majority!r} for nearly every "
+                f"text. A higher learning rate often helps small backbones or small data (learning_rate="
+                f"{self.learning_rate:g} here; 1e-4 suits MiniLM-size encoders), as do more epochs or more data.",
+                UserWarning, stacklevel=2)
 
 
 class StepLog(keras.callbacks.Callback):
