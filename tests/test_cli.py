@@ -17,11 +17,11 @@ from tunekit.files import sha256_of_file
 LABELS = ["neg", "pos"]
 
 
-def run_tunekit(*args, cwd, stdin=None, console_script=False):
+def run_tunekit(*args, cwd, stdin=None, console_script=False, env=None):
     """Runs the command and returns the CompletedProcess (text mode)."""
     command = ["tunekit"] if console_script else [sys.executable, "-m", "tunekit"]
     return subprocess.run([*command, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TUNEKIT_OFFLINE": "1"})
+                          env={**os.environ, "TUNEKIT_OFFLINE": "1", **(env or {})})
 
 
 def hashes(root):
@@ -64,6 +64,26 @@ def test_help_lists_the_subcommands(tmp_path):
     for command in ("train", "evaluate", "predict", "export", "list-backbones", "serve"):
         assert command in process.stdout
     assert "examples:" in process.stdout and "exit codes" in process.stdout
+    summary = process.stdout[process.stdout.index("\n    export "):process.stdout.index("\n    list-backbones")]
+    assert "--tflite" in summary and "LiteRT" in summary  # the export line names both kinds of export
+
+
+def test_train_help_shows_every_default(tmp_path):
+    process = run_tunekit("train", "--help", cwd=tmp_path, env={"COLUMNS": "300"})  # no wrapping inside "3e-05"
+    assert process.returncode == 0, process.stderr
+    help_text = " ".join(process.stdout.split())
+    for expected in (
+        "(default: by the backbone's width: 3e-05 for BERT-base and wider (hidden size >= 768), 1e-4 for smaller "
+        "ones such as MiniLM; config: trainer.learning_rate)",
+        "(default: 3; config: trainer.epochs)",
+        "(default: 32; config: trainer.batch_size)",
+        "(default: 128; config: backbone.seq_length)",
+        "warmup_ratio fraction of the steps with linear warmup (default: 0.1)",
+        "weight_decay AdamW weight decay, not on biases and LayerNorm (default: 0.01)",
+        'pooling the sentence vector: "pooled", "mean" or "cls" (default: the backbone\'s)',
+        "(default: token_classification for CoNLL data",
+    ):
+        assert expected in help_text, expected
 
 
 def test_list_backbones_prints_the_short_names(tmp_path):
@@ -237,36 +257,6 @@ def test_unknown_trainer_key_and_bad_flag(tmp_path, hub_models, monkeypatch, cap
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "zero"])
     assert exit_info.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
-
-
-
-def test_data_reading_and_head_inference(tmp_path):
-    """CoNLL tags, multi-label `a|b` strings and string classes give the task and label names `train` uses."""
-    from tunekit.cli import infer_head, read_labelled, read_unlabelled
-
-    conll = tmp_path / "tags.conll"
-    conll.write_text("-DOCSTART- O\n\nAda NNP B-PER\nsings VBZ O\n\nin IN O\nParis NNP B-LOC\n", encoding="utf-8")
-    words, tags, _ = read_labelled({"path": str(conll)})
-    assert words == [["Ada", "sings"], ["in", "Paris"]]
-    assert infer_head({}, True, tags, None) == {"task": "token_classification", "labels": ["O", "B-LOC", "B-PER"]}
-
-    write_csv(tmp_path / "topics.csv", ["a", "b"], ["sports|tech", "tech"])
-    spec = {"path": str(tmp_path / "topics.csv"), "text_column": "review", "label_column": "sentiment"}
-    texts, labels, _ = read_labelled(spec, task="multilabel")
-    assert labels == [["sports", "tech"], ["tech"]]
-    assert infer_head({"task": "multilabel"}, False, labels, None)["labels"] == ["sports", "tech"]
-    _, classes, _ = read_labelled(spec)
-    assert infer_head({}, False, classes, None) == {"task": "classification", "labels": ["sports|tech", "tech"]}
-    assert infer_head({}, False, np.array([0, 2, 1]), None) == {"task": "classification", "num_classes": 3}
-    assert infer_head({}, False, np.array([0.5, 2.0], dtype="float32"), None) == {"task": "regression"}
-
-    class Args:
-        format = None
-        text_column = "text"
-        text_pair_column = None
-
-    records, sentences = read_unlabelled(str(conll), Args, per_token=True)
-    assert sentences == words and records == [{"words": ["Ada", "sings"]}, {"words": ["in", "Paris"]}]
 
 
 def test_export_onto_its_own_model_is_refused_and_changes_nothing(trained):
