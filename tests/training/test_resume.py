@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 from sample_texts import sentiment_texts
-from train_script import build, train
+from train_script import augmentation, build, train
 
 import tunekit as tk
 
@@ -32,6 +32,12 @@ def uninterrupted():
     return weights_of(train())
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_augmented():
+    """Weights of the same run on texts rewritten every epoch by train_script's augmentation, never interrupted."""
+    return weights_of(train(augment=augmentation()))
+
+
 class CrashAt(keras.callbacks.Callback):
     def __init__(self, step):
         super().__init__()
@@ -42,9 +48,16 @@ class CrashAt(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_kill_9_at_a_random_step_then_rerun_gives_the_uninterrupted_weights(uninterrupted, tmp_path):
+@pytest.mark.parametrize("augmented", [False, True], ids=["plain", "augmented"])
+def test_kill_9_at_a_random_step_then_rerun_gives_the_uninterrupted_weights(augmented, tmp_path, request):
+    """With augmentation on, each epoch's rewrite of the texts is a function of the run's seed and the epoch, so the
+    resumed run trains on the texts the killed one would have seen."""
+    uninterrupted = request.getfixturevalue("uninterrupted_augmented" if augmented else "uninterrupted")
+    if augmented:  # the rewritten texts did change what was learned
+        assert max_difference(request.getfixturevalue("uninterrupted"), uninterrupted) > 1e-4
     kill_at = random.randint(3, STEPS - 3)
-    command = [sys.executable, SCRIPT, str(tmp_path / "weights.npz"), "--backup", str(tmp_path / "backup")]
+    command = [sys.executable, SCRIPT, str(tmp_path / "weights.npz"), "--backup", str(tmp_path / "backup"),
+               *(["--augment"] if augmented else [])]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in child.stdout:
         if line.strip() == f"step {kill_at}":

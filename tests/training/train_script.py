@@ -2,9 +2,10 @@
 
     python train_script.py OUTPUT.npz [--backup DIR] [--dropout RATE] [--epochs N] [--layer-decay D]
                                       [--examples N] [--batch-size N] [--save DIR] [--export DIR]
-                                      [--encoder DIR --preprocessor DIR]
+                                      [--encoder DIR --preprocessor DIR] [--augment]
 
-Trains a tiny native BERT classifier (seeded; with `--encoder`, on that TF Hub encoder and its preprocessor) and
+Trains a tiny native BERT classifier (seeded; with `--encoder`, on that TF Hub encoder and its preprocessor; with
+`--augment`, on texts rewritten every epoch by `AUGMENTATION`) and
 saves the final weights to OUTPUT.npz (under several workers, each worker saves OUTPUT-worker<I>.npz); `--save DIR` /
 `--export DIR` then call `trainer.save(DIR)` / `trainer.export(DIR)` (in every worker, as an unchanged
 single-process script does). It prints `step N` after every optimizer step, so a test can kill it at a chosen step.
@@ -45,8 +46,13 @@ def published_backbone(encoder_dir, preprocessor_dir, dropout):
     return dataclasses.replace(backbone, encoder=encoder)
 
 
+def augmentation():
+    """What `--augment` trains with: random swaps, then deletions (each epoch a new rewrite of the texts)."""
+    return tk.augment.Compose([tk.augment.RandomSwap(0.3), tk.augment.RandomDeletion(0.2)])
+
+
 def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=(), layer_decay=None, encoder=None,
-          preprocessor=None):
+          preprocessor=None, augment=None):
     """The seeded model and its trainer: a tiny native BERT, or the TF Hub encoder in the folder `encoder` (with
     the preprocessor in the folder `preprocessor`)."""
     keras.utils.set_random_seed(0)
@@ -59,7 +65,8 @@ def build(*, backup_dir=None, dropout=0.1, epochs=3, batch_size=8, callbacks=(),
         backbone = published_backbone(encoder, preprocessor, dropout)
     model = tk.attach_head(backbone, "classification", num_classes=2, pooling="mean", dropout=dropout, seed=0)
     return tk.Trainer(model, learning_rate=1e-3, epochs=epochs, batch_size=batch_size, seed=0, verbose=0,
-                      backup_dir=backup_dir, backup_every=2, callbacks=list(callbacks), layer_decay=layer_decay)
+                      backup_dir=backup_dir, backup_every=2, callbacks=list(callbacks), layer_decay=layer_decay,
+                      augment=augment)
 
 
 def train(output=None, *, examples=64, **settings):
@@ -87,6 +94,7 @@ def main():
     parser.add_argument("--export")
     parser.add_argument("--encoder", help="a TF Hub encoder folder (Model Garden's export) instead of the tiny BERT")
     parser.add_argument("--preprocessor", help="the preprocessor folder of --encoder")
+    parser.add_argument("--augment", action="store_true", help="train on texts rewritten by augmentation()")
     args = parser.parse_args()
     from tunekit.distributed import read_tf_config
 
@@ -94,7 +102,8 @@ def main():
     output = args.output if cluster is None else args.output.replace(".npz", f"-worker{cluster['index']}.npz")
     trainer = train(output, examples=args.examples, backup_dir=args.backup, dropout=args.dropout, epochs=args.epochs,
                     batch_size=args.batch_size, callbacks=[PrintSteps()], layer_decay=args.layer_decay,
-                    encoder=args.encoder, preprocessor=args.preprocessor)
+                    encoder=args.encoder, preprocessor=args.preprocessor,
+                    augment=augmentation() if args.augment else None)
     if args.save:
         trainer.save(args.save)
     if args.export:
