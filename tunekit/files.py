@@ -1,8 +1,9 @@
 """Safe writes of tunekit's directories: never half-written, never over the user's own files.
 
-Every directory tunekit writes (a saved model, an export, an adapter, a backup, a TF Hub-format SavedModel)
-holds a `tunekit.json` manifest (`write_manifest`): its `kind`, its `format_version`, a sha256 of every file
-it holds (`files`) and a sha256 of the manifest's own content (`manifest_sha256`). A folder is tunekit's
+Every directory tunekit writes (a saved model, an export, an adapter, a backup, a backbone folder, a TF Hub-format
+SavedModel) holds a `tunekit.json` manifest (`tunekit.formats`, which also holds the file names, the kinds, their
+format versions and the one reader, `read_manifest`): its `kind`, its `format_version`, a sha256 of every file it
+holds (`files`) and a sha256 of the manifest's own content (`manifest_sha256`). A folder is tunekit's
 (`is_tunekit_directory`) only when all of these are present and agree: a user's `tunekit.json` (`# not json`,
 `{"project": "mine"}`) or an edited one is not mistaken for it.
 
@@ -27,7 +28,7 @@ Example:
 ...     os.makedirs(path)
 ...     with open(os.path.join(path, "weights.txt"), "w") as file:
 ...         file.write("1 2 3")
->>> target = write_atomically(os.path.join(root, "model"), write, kind="example")
+>>> target = write_atomically(os.path.join(root, "model"), write)
 >>> sorted(os.listdir(target))
 ['tunekit.json', 'weights.txt']
 >>> write_atomically(root, write)
@@ -38,25 +39,28 @@ ValueError: ...
 
 import ctypes
 import errno
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 
-MARKER_FILE = "tunekit.json"
-# The newest format of each kind of folder (the one written and read). Formats without `manifest_sha256` (model
-# and export 1-2, tflite, adapter and backup 1) are not read: their manifests cannot be checked.
-FORMAT_VERSIONS = {"model": 3, "export": 3, "tflite": 2, "adapter": 2, "backup": 2, "backups": 2}
-MANIFEST_CHECKSUM = "manifest_sha256"
+# The manifest's format and its reader live in tunekit.formats; these names stay importable from here.
+from tunekit.formats import (  # noqa: F401
+    FORMAT_VERSIONS,
+    MARKER_FILE,
+    DamagedArtifactError,
+    file_checksums,
+    manifest_digest,
+    read_manifest,
+    sha256_of_file,
+    verify_checksums,
+    write_manifest,
+)
+
 STAGING_TOKEN = ".tunekit-staging.json"
 _PARTIAL = ".partial-"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
-
-
-class DamagedArtifactError(ValueError):
-    """A saved directory whose files are missing, truncated or changed since they were written."""
 
 
 def user_path(path):
@@ -75,104 +79,6 @@ def folder_argument(directory, name, contents):
         raise ValueError(f"{name} {directory!r} is a file, not a folder: give a folder for {contents}, which tunekit "
                          "creates.")
     return directory
-
-
-def manifest_digest(manifest):
-    """The sha256 of a manifest's content (every key but `manifest_sha256`), over its canonical JSON."""
-    content = {key: value for key, value in manifest.items() if key != MANIFEST_CHECKSUM}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def write_manifest(directory, manifest, *, files=None):
-    """Writes `directory/tunekit.json` atomically: `manifest` (which needs `kind` and `format_version`) with
-    `files`, a sha256 of every other file under `directory` (unless `files` is given), and `manifest_sha256`.
-
-    Returns the manifest as written."""
-    if not isinstance(manifest.get("kind"), str) or not _is_int(manifest.get("format_version")):
-        raise TypeError("A tunekit manifest needs a str 'kind' and an int 'format_version'.")
-    manifest = {**manifest, "files": file_checksums(directory) if files is None else dict(files)}
-    manifest[MANIFEST_CHECKSUM] = manifest_digest(manifest)
-    partial = os.path.join(directory, f".{MARKER_FILE}.{os.getpid()}")
-    with open(partial, "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=2)
-    os.replace(partial, os.path.join(directory, MARKER_FILE))
-    return manifest
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def read_manifest(directory, *, what="saved model", kinds=None, format_version=None, verify_files=True):
-    """The checked `tunekit.json` of `directory` (see `write_manifest`).
-
-    Args:
-        directory: the folder.
-        what: how messages name the folder ("saved model", "export", ...).
-        kinds: the kinds the caller reads (None: any).
-        format_version: the format the caller reads, or a dict of it by kind (e.g. `FORMAT_VERSIONS`); older
-            formats (which lacked the manifest checksum) and newer ones are refused, naming the version. None:
-            any positive int.
-        verify_files: also check every listed file against its sha256.
-
-    Raises:
-        DamagedArtifactError: the manifest is missing, unreadable, edited since it was written (its checksum
-            does not match), or a listed file is missing or changed.
-        ValueError: another kind, or a format this tunekit does not read.
-    """
-    path = os.path.join(directory, MARKER_FILE)
-    if not os.path.isfile(path):
-        raise DamagedArtifactError(
-            f"This {what} is damaged or not tunekit's: {MARKER_FILE} is missing from {directory!r}, so nothing "
-            "says what the folder holds. Write it again with tunekit.")
-    try:
-        with open(path, encoding="utf-8") as file:
-            manifest = json.load(file)
-        if not isinstance(manifest, dict):
-            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
-    except (OSError, ValueError) as error:
-        raise DamagedArtifactError(
-            f"This {what} is damaged: {MARKER_FILE} in {directory!r} cannot be read ({error}).") from None
-    version, kind = manifest.get("format_version"), manifest.get("kind")
-    if isinstance(format_version, dict):
-        kinds = list(format_version) if kinds is None else kinds
-        format_version = format_version.get(kind)
-    if isinstance(kind, str) and kinds is not None and kind not in kinds:
-        raise ValueError(f"{directory!r} holds a tunekit {kind!r} folder, not a {what} (a folder of kind "
-                         f"{' or '.join(map(repr, kinds))}).")
-    if _is_int(version) and format_version is not None and version > format_version:
-        written_by = manifest.get("tunekit_version", "?")
-        raise ValueError(
-            f"{directory!r} was written in tunekit's format version {version} by tunekit {written_by}; this tunekit "
-            f"({_tunekit_version()}) reads format versions up to {format_version}. Upgrade to read it: "
-            f"pip install -U \"tunekit>={written_by if written_by != '?' else _tunekit_version()}\".")
-    if manifest.get(MANIFEST_CHECKSUM) != manifest_digest(manifest):
-        raise DamagedArtifactError(
-            f"This {what} is damaged: {MARKER_FILE} in {directory!r} changed since tunekit wrote it (its "
-            f"{MANIFEST_CHECKSUM} does not match its content: an edit, a flipped bit, or a file tunekit did not "
-            "write). Write it again with tunekit.")
-    if not _is_int(version) or version < 1 or (format_version is not None and version != format_version):
-        raise ValueError(
-            f"{directory!r} has format version {version!r}, which this tunekit ({_tunekit_version()}) does not read "
-            f"(it reads format {format_version if format_version is not None else '1 or later'}). Write it again "
-            "with this tunekit.")
-    files = manifest.get("files")
-    if not isinstance(kind, str):
-        raise DamagedArtifactError(f"This {what} is damaged: {MARKER_FILE} in {directory!r} names no kind.")
-    if not isinstance(files, dict) or not all(isinstance(key, str) and isinstance(value, str)
-                                              for key, value in files.items()):
-        raise DamagedArtifactError(f"This {what} is damaged: the 'files' of {MARKER_FILE} in {directory!r} are "
-                                   "not a table of file checksums.")
-    if verify_files:
-        verify_checksums(directory, files, what=what)
-    return manifest
-
-
-def _tunekit_version():
-    from tunekit import __version__
-
-    return __version__
 
 
 def tunekit_manifest(path):
@@ -368,7 +274,7 @@ def write_atomically(target, write, *, kind="artifact"):
             write_manifest(written, {"kind": kind, "format_version": 1})
         elif not is_tunekit_directory(written):
             raise TypeError(f"The {MARKER_FILE} that write_atomically's write function wrote is not a tunekit "
-                            "manifest: write it with tunekit.files.write_manifest.")
+                            "manifest: write it with tunekit.formats.write_manifest.")
         check_replaceable(target, kind)  # the target may have changed while we wrote
         if not os.path.lexists(target):
             os.rename(written, target)
@@ -380,36 +286,3 @@ def write_atomically(target, write, *, kind="artifact"):
     return target
 
 
-def sha256_of_file(path):
-    """The sha256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_checksums(directory, *, exclude=(MARKER_FILE,)):
-    """`{relative path: sha256 hex}` of every file under `directory` (except `exclude`), for damage checks."""
-    checksums = {}
-    for root, _, files in os.walk(directory):
-        for file_name in sorted(files):
-            path = os.path.join(root, file_name)
-            relative = os.path.relpath(path, directory).replace(os.sep, "/")
-            if relative in exclude:
-                continue
-            checksums[relative] = sha256_of_file(path)
-    return dict(sorted(checksums.items()))
-
-
-def verify_checksums(directory, checksums, *, what="saved model"):
-    """Raises `DamagedArtifactError` naming the first file under `directory` that is missing or changed."""
-    for relative, expected in checksums.items():
-        path = os.path.join(directory, *relative.split("/"))
-        if not os.path.isfile(path):
-            raise DamagedArtifactError(f"This {what} is damaged: {relative} is missing from {directory!r}.")
-        if sha256_of_file(path) != expected:
-            raise DamagedArtifactError(
-                f"This {what} is damaged: {relative} in {directory!r} changed since it was written (checksum "
-                "mismatch; a truncated copy or an interrupted transfer). Save or copy it again."
-            )
