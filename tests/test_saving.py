@@ -1,8 +1,11 @@
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -159,8 +162,67 @@ def test_load_model_refuses_a_newer_format_and_says_which_version_reads_it(train
     info = json.loads((tmp_path / "model" / "tunekit.json").read_text())
     info.update(format_version=99, tunekit_version="9.1.0")
     (tmp_path / "model" / "tunekit.json").write_text(json.dumps(info))
-    with pytest.raises(ValueError, match=r"format version 99 by tunekit 9.1.0.*reads format versions up to 3.*tunekit>=9.1.0"):
+    with pytest.raises(ValueError, match=r"has format version 99, written by tunekit 9.1.0; this tunekit \(.*\) reads "
+                                         r"format versions up to 3\. Upgrade to read it: pip install -U \"tunekit>=9.1.0\""):
         tk.load_model(tmp_path / "model")
+
+
+def _keras_file(path):
+    """(the core's compile config, the weight file's optimizer entries, the size) of a save's model.keras."""
+    import h5py
+
+    file = os.path.join(path, "model.keras")
+    with zipfile.ZipFile(file) as archive:
+        config = json.loads(archive.read("config.json"))
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            names = []
+            weights.visit(names.append)
+    return config["config"]["core"].get("compile_config"), [name for name in names if "optimizer" in name], \
+        os.path.getsize(file)
+
+
+def test_the_optimizer_state_is_saved_only_when_asked(trained, tmp_path):
+    trainer, _ = trained
+    lean = trainer.save(tmp_path / "lean")
+    full = tk.save_model(trainer.model, tmp_path / "full", include_optimizer=True)
+    lean_compile, lean_optimizer, lean_size = _keras_file(lean)
+    full_compile, full_optimizer, full_size = _keras_file(full)
+    assert not lean_compile and lean_optimizer == []
+    assert full_compile["optimizer"]["class_name"] == "AdamW" and full_optimizer
+    moments = 2 * sum(int(np.prod(variable.shape)) * 4 for variable in trainer.model.core.trainable_variables)
+    assert full_size - lean_size > 0.9 * moments, (full_size, lean_size, moments)
+    for path, included in ((lean, False), (full, True)):
+        assert json.loads((tmp_path / os.path.basename(path) / "tunekit.json").read_text())["optimizer"] is included
+    core = trainer.model.core
+    assert core.compiled and core.optimizer is not None  # the trained model keeps its optimizer after the save
+    assert not tk.load_model(lean).core.compiled
+    reloaded = tk.load_model(full).core.optimizer
+    assert int(reloaded.iterations) == int(core.optimizer.iterations) > 0
+    np.testing.assert_array_equal(reloaded.variables[-1].numpy(), core.optimizer.variables[-1].numpy())
+    with pytest.raises(TypeError, match="include_optimizer must be True or False, got 'yes'"):
+        tk.save_model(trainer.model, tmp_path / "x", include_optimizer="yes")
+    assert not (tmp_path / "x").exists()
+
+
+def test_frozen_layers_reload_frozen_and_without_keras_optimizer_warnings(hub_models, tmp_path):
+    # Layers of a TF Hub SavedModel encoder are frozen variable by variable: before HubEncoder's config recorded
+    # them, they reloaded trainable, and a save with its optimizer warned "Skipping variable loading for optimizer
+    # 'adam_w', because it has 83 variables whereas the saved optimizer has 41 variables".
+    backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16)
+    tk.peft.freeze_layers(backbone, 1)
+    model = tk.attach_head(backbone, "classification", num_classes=2, seed=0)
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=16, seed=0, verbose=0)
+    trainer.fit(*sentiment_texts(32))
+    frozen = [variable.trainable for variable in model.core.variables]
+    assert not all(frozen)
+    for include_optimizer in (False, True):
+        path = trainer.save(tmp_path / f"model-{include_optimizer}", include_optimizer=include_optimizer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = tk.load_model(path)
+        assert [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)] == []
+        assert [variable.trainable for variable in loaded.core.variables] == frozen
+    assert int(loaded.core.optimizer.iterations) == int(model.core.optimizer.iterations)
 
 
 def test_saved_model_on_hub_encoder_loads_after_the_sources_are_deleted(tmp_path, hub_models):

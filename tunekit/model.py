@@ -42,12 +42,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.heads import TASKS, SentencePooling, Task, task_from_config
 from tunekit.inputs.text_batches import split_segments, text_dataset, trim_to_longest
 from tunekit.inputs.word_batches import tag_probabilities, token_dataset, unknown_token_id, word_probabilities
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
-
-TEXT_INPUT_NAMES = ("text", "text_pair")
 
 
 def build_core(encoder, task, *, pooling, dropout, seed=None):

@@ -2,9 +2,10 @@
 
 - `save_model(model, path)`: a directory with `model.keras` (architecture, weights, label names,
   `seq_length`) and `tunekit.json` (format version, task, a sha256 of every file and of the manifest itself,
-  see `tunekit.files.write_manifest`). `load_model(path)`
-  restores it; no extra imports needed. The SavedModels of a TF Hub encoder or preprocessor are copied
-  into `hub/`, so the folder loads on a machine without the original TF Hub cache or directory.
+  see `tunekit.formats`). `load_model(path)` restores it; no extra imports needed. The optimizer's state
+  (AdamW's two moments per weight: twice the weights again) is left out unless `include_optimizer=True`. The
+  SavedModels of a TF Hub encoder or preprocessor are copied into `hub/`, so the folder loads on a machine
+  without the original TF Hub cache or directory.
 - `export_model(model, path)`: a self-contained TF SavedModel for serving (TF Serving, `tf.saved_model.load`),
   whose `serving_default` signature takes a batch of raw strings (two batches for text pairs) and holds
   the vocabulary and weights itself. A per-token task serves its own function (token classification: raw
@@ -34,16 +35,13 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
 from tunekit.hub_handles import local_copies
-from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, write_atomically, write_manifest
+from tunekit.files import user_path, write_atomically
+from tunekit.formats import (FORMAT_VERSIONS, MARKER_FILE, MODEL_FILE, DamagedArtifactError, read_manifest,
+                             write_manifest)
 from tunekit.model import TEXT_INPUT_NAMES, TextModel, check_finite_weights
 from tunekit.inputs.text_batches import trim_to_longest
 
-MODEL_FILE = "model.keras"
-INFO_FILE = MARKER_FILE
 HUB_FOLDER = "hub"
-# 1: model.keras + tunekit.json. 2: + checksums of every file, TF Hub SavedModels copied into hub/.
-# 3: + the manifest's checksum of itself (older saves are not read: their manifests cannot be checked).
-FORMAT_VERSION = FORMAT_VERSIONS["model"]
 
 
 def _check_model(model):
@@ -58,22 +56,53 @@ def _hub_sources(model):
 
 
 def _write_info(directory, info):
-    write_manifest(directory, {"format_version": FORMAT_VERSIONS[info["kind"]], "tunekit_version": _tunekit_version(),
-                               **info})
+    write_manifest(directory, {"format_version": FORMAT_VERSIONS[info["kind"]], **info})
 
 
-def _tunekit_version():
-    from tunekit import __version__
+@contextlib.contextmanager
+def _without_optimizer(model):
+    """`model` and its `core` as if never compiled while `model.keras` is written, so that the file holds neither
+    the optimizer's variables nor the compile settings.
 
-    return __version__
+    Not a public Keras API: Keras 3's `.keras` format saves both for any compiled model (`save`'s
+    `include_optimizer` is read only for legacy `.h5` files), and a model's `compiled` flag is what its
+    `get_compile_config` reads. tests/test_saving.py checks the file, so a Keras that moves the flag fails there.
+    """
+    compiled = [(part, part.optimizer, part.compiled) for part in (model, model.core) if part.compiled]
+    for part, _, _ in compiled:
+        part.optimizer, part.compiled = None, False
+    try:
+        yield
+    finally:
+        for part, optimizer, was_compiled in compiled:
+            part.optimizer, part.compiled = optimizer, was_compiled
 
 
-def save_model(model, path):
+def save_model(model, path, *, include_optimizer=False):
     """Saves a `TextModel` to the folder `path`; reload it with `load_model(path)`.
 
     The folder must not exist yet, or hold an earlier tunekit save (replaced atomically); anything else is
     refused with a `ValueError` (see `tunekit.files.write_atomically`).
+
+    Args:
+        model: the `TextModel`.
+        path: the folder to write.
+        include_optimizer: also store the optimizer's state and settings (AdamW: two moments per trained
+            weight, so `model.keras` grows to about 3x the weights: 273 MB instead of 91 MB for MiniLM), for
+            training on with Keras' own `model.core.fit` after `load_model`. `Trainer` starts a fresh optimizer
+            on a loaded model either way, and an interrupted run resumes exactly from its `backup_dir` backups,
+            which always hold the optimizer; so by default it is left out.
+
+    Example:
+
+    >>> path = save_model(model, "my_model")
+    >>> sorted(os.listdir(path))  # hub/: the model's TF Hub encoder and preprocessor
+    ['hub', 'model.keras', 'tunekit.json']
+    >>> load_model(path).task.labels
+    ['neg', 'pos']
     """
+    if not isinstance(include_optimizer, bool):
+        raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}.")
     _check_model(model)
     check_finite_weights(model, "save")
     sources = _hub_sources(model)
@@ -85,17 +114,13 @@ def save_model(model, path):
             relative = f"{HUB_FOLDER}/{i}"
             shutil.copytree(source, os.path.join(directory, HUB_FOLDER, str(i)))
             hub_models[handle] = relative
-        model.save(os.path.join(directory, MODEL_FILE))
+        with contextlib.nullcontext() if include_optimizer else _without_optimizer(model):
+            model.save(os.path.join(directory, MODEL_FILE))
         _write_info(directory, {"kind": "model", "task": model.task.get_config(), "seq_length": model.seq_length,
-                                "keras_version": keras.__version__, "hub_models": hub_models})
+                                "keras_version": keras.__version__, "hub_models": hub_models,
+                                "optimizer": include_optimizer})
 
     return write_atomically(path, write, kind="model")
-
-
-def read_info(path, *, what="saved model", kinds=("model",)):
-    """The `tunekit.json` of a saved folder, checked: readable, unedited, a format this tunekit reads, files
-    intact (see `tunekit.files.read_manifest`)."""
-    return read_manifest(path, what=what, kinds=kinds, format_version=FORMAT_VERSION)
 
 
 def _check_keras_file(file):
@@ -129,9 +154,9 @@ def load_model(path):
     path = user_path(path)
     copies = {}
     if os.path.isdir(path):
-        if not os.path.exists(os.path.join(path, INFO_FILE)) and not os.path.exists(os.path.join(path, MODEL_FILE)):
+        if not any(os.path.exists(os.path.join(path, name)) for name in (MARKER_FILE, MODEL_FILE)):
             raise ValueError(f"{path!r} is not a saved tunekit model: expected a folder holding {MODEL_FILE}.")
-        info = read_info(path)
+        info = read_manifest(path, "model")  # kind, format version, the checksum of every file
         copies = {handle: os.path.join(path, *relative.split("/"))
                   for handle, relative in info.get("hub_models", {}).items()}
         file = os.path.join(path, MODEL_FILE)

@@ -116,7 +116,7 @@ def test_truncated_or_damaged_adapters_are_refused(saved, new_backbone, tmp_path
         load_adapter(tmp_path / "nowhere", backbone)
 
     model_dir = tk.save_model(tk.attach_head(new_backbone(), "classification", num_classes=2), tmp_path / "model")
-    with pytest.raises(ValueError, match="holds a tunekit 'model' folder, not a adapter"):
+    with pytest.raises(ValueError, match=r"holds a tunekit saved model \(kind 'model'\), not a LoRA adapter"):
         load_adapter(model_dir, backbone)
     assert backbone.encoder.trainable and all(v.trainable for v in backbone.encoder.weights)
 

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 
 from tunekit.backbones.hub_encoder import HubEncoder, load_saved_model
-from tunekit.backbones.hub_format import BACKBONE_INFO_FILE
 from tunekit.backbones.model_garden import NotConvertible, convert_saved_model_encoder
 from tunekit.backbones.registry import REGISTRY, get_spec
+from tunekit.formats import BACKBONE_INFO_FILE, MARKER_FILE, read_manifest
 from tunekit.hub_handles import is_saved_model_dir, is_url, resolve_handle
 from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
 from tunekit.preprocessing.packing import validate_seq_length, validate_truncation
@@ -138,10 +138,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
         if is_saved_model_dir(os.path.join(path, "encoder")):
             encoder_handle = os.path.join(path, "encoder")
             default_preprocessor = os.path.join(path, "preprocessor")
-            info_file = os.path.join(path, BACKBONE_INFO_FILE)
-            if os.path.isfile(info_file):
-                with open(info_file, encoding="utf-8") as file:
-                    pooling = json.load(file).get("pooling", pooling)
+            pooling = _recorded_pooling(path) or pooling
         else:
             encoder_handle = resolve_handle(path, what="encoder")
             default_preprocessor = None
@@ -158,6 +155,24 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
         pooling=pooling,
         loaded_as=loaded_as,
     ))
+
+
+def _recorded_pooling(path):
+    """The default pooling that the backbone folder `path` records, checked through its `tunekit.json` (kind,
+    format version, every file's sha256); None for `encoder/` and `preprocessor/` SavedModels put together by hand
+    (neither tunekit.json nor backbone.json).
+
+    Folders of tunekit 0.1.0 (a generic "artifact" manifest listing backbone.json) still load; a folder of a newer
+    format is refused, naming the tunekit that reads it.
+    """
+    if not any(os.path.exists(os.path.join(path, name)) for name in (MARKER_FILE, BACKBONE_INFO_FILE)):
+        return None
+    read_manifest(path, ("backbone", "artifact"), what="backbone folder")
+    info_file = os.path.join(path, BACKBONE_INFO_FILE)
+    if not os.path.isfile(info_file):
+        return None
+    with open(info_file, encoding="utf-8") as file:
+        return json.load(file).get("pooling")
 
 
 def _saved_model_encoder(encoder_handle, handle, trainable, dtype, native):

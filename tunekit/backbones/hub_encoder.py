@@ -78,9 +78,11 @@ class HubEncoder(keras.layers.Layer):
         handle: a tfhub.dev/Kaggle URL or a local directory of a TF Hub encoder SavedModel.
         trainable: whether fine-tuning updates the encoder's weights.
         module: the SavedModel already loaded from `handle` (`load_saved_model`), to save loading it twice.
+        frozen_variables: the indices (in the SavedModel's `variables`) of the variables frozen one by one
+            (`tunekit.peft.freeze_layers`); the config records them, so a reloaded model trains what it trained.
     """
 
-    def __init__(self, handle, trainable=True, module=None, **kwargs):
+    def __init__(self, handle, trainable=True, module=None, frozen_variables=(), **kwargs):
         super().__init__(**kwargs)
         self.handle = handle
         if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
@@ -115,6 +117,8 @@ class HubEncoder(keras.layers.Layer):
         self.num_layers = len(outputs.get("encoder_outputs", [outputs["sequence_output"]]))
         # Set once the variables exist: the setter freezes them too (and skips a value the layer already has).
         self.trainable = trainable
+        for index in frozen_variables:
+            self._adopted_variables[index].trainable = False
         self.built = True
 
     def call(self, inputs, training=None):
@@ -138,4 +142,6 @@ class HubEncoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["handle"] = self.handle
+        config["frozen_variables"] = [index for index, variable in enumerate(self._adopted_variables)
+                                      if self.trainable and not variable.trainable]
         return config

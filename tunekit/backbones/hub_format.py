@@ -28,9 +28,8 @@ import os
 import tensorflow as tf
 
 from tunekit.files import write_atomically
+from tunekit.formats import BACKBONE_INFO_FILE, FORMAT_VERSIONS, write_manifest
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
-
-BACKBONE_INFO_FILE = "backbone.json"
 
 
 def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None):
@@ -132,5 +131,6 @@ def save_backbone(backbone, directory):
                          do_lower_case=preprocessor.lower_case)
         with open(os.path.join(path, BACKBONE_INFO_FILE), "w", encoding="utf-8") as file:
             json.dump({"pooling": backbone.pooling, "source": backbone.name}, file, indent=2)
+        write_manifest(path, {"kind": "backbone", "format_version": FORMAT_VERSIONS["backbone"]})
 
-    return write_atomically(directory, write)
+    return write_atomically(directory, write, kind="backbone")

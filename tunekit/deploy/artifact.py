@@ -12,7 +12,7 @@ classification `probabilities`, `class_id`, `label`; multi-label `probabilities`
 `predictions`; token classification `tags`, `num_words`, `probabilities`. String outputs are numpy arrays of
 `str`. `tunekit.json` must be present, unedited (it carries a checksum of itself) and of the format this
 tunekit reads, and every file is checked against the checksum it records, so a truncated or swapped file, an
-edited label name or a missing manifest is reported by name instead of loaded (see `tunekit.files.read_manifest`).
+edited label name or a missing manifest is reported by name instead of loaded (see `tunekit.formats.read_manifest`).
 
 Example:
 
@@ -31,12 +31,11 @@ import threading
 
 import numpy as np
 
-from tunekit.files import FORMAT_VERSIONS, MARKER_FILE, DamagedArtifactError, read_manifest, user_path, verify_checksums
+from tunekit.files import user_path
+from tunekit.formats import (KINDS, MARKER_FILE, SAVED_MODEL_FILE, TEXT_INPUT_NAMES, TFLITE_FILE,
+                             DamagedArtifactError, read_manifest, verify_checksums)
 from tunekit.texts import validate_texts
 
-TEXT_INPUT_NAMES = ("text", "text_pair")
-TFLITE_FILE = "model.tflite"
-SAVED_MODEL_FILE = "saved_model.pb"
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -71,22 +70,23 @@ def load_artifact(path):
         raise ValueError(
             f"{path!r} holds neither {SAVED_MODEL_FILE} (a SavedModel export) nor {TFLITE_FILE} (a TFLite artifact). "
             "Give the folder written by tunekit.export_model or tunekit.deploy.export_tflite.")
-    manifest = read_manifest(path, what="exported model", verify_files=False,
-                             format_version={kind: FORMAT_VERSIONS[kind] for kind in ("export", "tflite", "model")})
+    # The files are checked by the artifact (a truncated model file is named with what it means for that kind).
+    manifest = read_manifest(path, ("export", "tflite", "model"), what="exported model", verify_files=False)
     kind = manifest["kind"]
     if os.path.isfile(os.path.join(path, TFLITE_FILE)):
         if kind != "tflite":
             raise ValueError(
-                f"{path!r} holds {TFLITE_FILE} but its {MARKER_FILE} describes a {kind!r} artifact, not a TFLite "
-                "model: the manifest belongs to another artifact. Export the model again with "
-                "tunekit.deploy.export_tflite."
+                f"{path!r} holds {TFLITE_FILE} but its {MARKER_FILE} is the manifest of a {KINDS[kind].what} (kind "
+                f"{kind!r}), not of a LiteRT (TFLite) artifact: the manifest belongs to another artifact. Export the "
+                "model again with tunekit.deploy.export_tflite."
             )
         return TFLiteArtifact(path, manifest)
     if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
         if kind != "export":
             raise ValueError(
-                f"{path!r} holds a SavedModel but its {MARKER_FILE} describes a {kind!r} artifact: the manifest "
-                "belongs to another artifact. Export the model again with tunekit.export_model."
+                f"{path!r} holds a SavedModel but its {MARKER_FILE} is the manifest of a {KINDS[kind].what} (kind "
+                f"{kind!r}), not of a SavedModel export: the manifest belongs to another artifact. Export the model "
+                "again with tunekit.export_model."
             )
         return SavedModelArtifact(path, manifest)
     if kind == "model":
@@ -201,7 +201,7 @@ class SavedModelArtifact(Artifact):
             raise ValueError(f"The SavedModel in {path!r} has no serving_default signature; export it with tunekit.")
         self._serve = self._module.signatures["serving_default"]
         inputs = sorted(self._serve.structured_input_signature[1])
-        if inputs not in (["text"], ["text", "text_pair"]):
+        if inputs not in (list(TEXT_INPUT_NAMES[:1]), list(TEXT_INPUT_NAMES)):
             raise ValueError(
                 f"The SavedModel in {path!r} takes {inputs}, not raw strings 'text' (and 'text_pair'): it is not a "
                 "tunekit export."

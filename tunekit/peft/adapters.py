@@ -25,7 +25,9 @@ import numpy as np
 
 from tunekit.backbones.backbone import Backbone
 from tunekit.backbones.bert import BertEncoder
-from tunekit.files import FORMAT_VERSIONS, read_manifest, user_path, write_atomically, write_manifest
+from tunekit.files import user_path, write_atomically
+from tunekit.formats import ADAPTER_WEIGHTS_FILE as WEIGHTS_FILE
+from tunekit.formats import FORMAT_VERSIONS, MARKER_FILE, read_manifest, write_manifest
 from tunekit.heads import task_from_config
 from tunekit.model import TextModel, build_core, check_finite_weights
 from tunekit.peft.lora import (
@@ -37,9 +39,6 @@ from tunekit.peft.lora import (
     weights_fingerprint,
 )
 
-INFO_FILE = "tunekit.json"
-WEIGHTS_FILE = "adapter.npz"
-FORMAT_VERSION = FORMAT_VERSIONS["adapter"]  # 2: the manifest holds a checksum of itself
 REQUIRED_KEYS = ("format_version", "kind", "base", "lora", "task", "num_segments", "pooling", "head_dropout",
                  "weights_file_sha256")
 LORA_KEYS = ("rank", "alpha", "targets", "dropout")
@@ -72,7 +71,7 @@ def save_adapter(model, path):
     payload = buffer.getvalue()
     pooling, dropout = head_options(model.core)
     info = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSIONS["adapter"],
         "kind": "adapter",
         "base": {"name": lora.base_name, "weights_sha256": lora.base_fingerprint,
                  "num_layers": lora.encoder.num_layers, "hidden_size": lora.encoder.hidden_size},
@@ -97,11 +96,11 @@ def save_adapter(model, path):
 def read_adapter(path):
     """(info dict, {name: array}) of an adapter directory, checked for completeness; a ValueError if damaged."""
     path = user_path(path)
-    info_file, weights_file = os.path.join(path, INFO_FILE), os.path.join(path, WEIGHTS_FILE)
+    info_file, weights_file = os.path.join(path, MARKER_FILE), os.path.join(path, WEIGHTS_FILE)
     if not os.path.isdir(path) or not os.path.isfile(info_file):
-        raise ValueError(f"{path!r} is not an adapter directory: expected {INFO_FILE} and {WEIGHTS_FILE} "
+        raise ValueError(f"{path!r} is not an adapter directory: expected {MARKER_FILE} and {WEIGHTS_FILE} "
                          "(written by tunekit.peft.save_adapter).")
-    info = read_manifest(path, what="adapter", kinds=("adapter",), format_version=FORMAT_VERSION)
+    info = read_manifest(path, "adapter")
     try:
         lora, base = info["lora"], info["base"]
         for section, keys in ((info, REQUIRED_KEYS), (lora, LORA_KEYS), (base, BASE_KEYS)):
@@ -119,7 +118,7 @@ def read_adapter(path):
         raise ValueError(f"Adapter {path!r} is incomplete: cannot read {WEIGHTS_FILE} ({error}).") from error
     if hashlib.sha256(payload).hexdigest() != info.get("weights_file_sha256"):
         raise ValueError(f"Adapter {path!r} is damaged: {WEIGHTS_FILE} does not match the hash recorded in "
-                         f"{INFO_FILE} (truncated or modified file). Save the adapter again.")
+                         f"{MARKER_FILE} (truncated or modified file). Save the adapter again.")
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -17,12 +17,13 @@ import time
 
 import numpy as np
 
+from tunekit.formats import MARKER_FILE, SAVED_MODEL_FILE
 from tunekit.serving.batching import MicroBatcher
 
 logger = logging.getLogger("tunekit.serving")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MARKERS = ("tunekit.json", "saved_model.pb")
+_MARKERS = (MARKER_FILE, SAVED_MODEL_FILE)
 WARMUP_TEXT = "Warm-up request: a short sentence, repeated to reach the model's longest input. " * 40
 
 

@@ -21,9 +21,9 @@ import json
 
 import numpy as np
 
+from tunekit.formats import TEXT_INPUT_NAMES as TEXT_INPUTS
 from tunekit.texts import validate_texts
 
-TEXT_INPUTS = ("text", "text_pair")
 MAX_JSON_DEPTH = 32  # a valid request nests 4 levels deep (KServe: body, inputs, tensor, [n, 1] data)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 

@@ -5,7 +5,7 @@ Every `poll_s` seconds, `VersionWatcher.poll` lists the numbered subfolders of e
 
 - a **new version** (numbered higher than the default; older ones, retired ones included, are not loaded again) is
   loaded only once it is complete: its `tunekit.json` present and every file it lists matching
-  its sha256 (`tunekit.files.read_manifest`). Then it is warmed up and becomes the default, and the older versions are
+  its sha256 (`tunekit.formats.read_manifest`). Then it is warmed up and becomes the default, and the older versions are
   retired (TF Serving's latest-version policy; at start every complete version is served).
 - a version that is **incomplete or damaged** (copied file by file and not finished, or corrupted) is logged once
   and ignored, never served; it is checked again when its files change (so a copy that completes is then loaded).
@@ -60,9 +60,9 @@ def fingerprint(path):
 
 def check_complete(path, what):
     """Raises a ValueError naming what is missing or damaged unless the version folder is complete."""
-    from tunekit.files import read_manifest
+    from tunekit.formats import read_manifest
 
-    read_manifest(path, what=what, verify_files=True)
+    read_manifest(path, ("export", "tflite"), what=what, verify_files=True)
 
 
 class VersionWatcher:

@@ -7,7 +7,7 @@ always complete; a process killed while writing leaves the previous backup as th
 
 - `variables.npz`: every variable of the model (weights and the dropout layers' random states), of the optimizer
   (moments, iteration count, hence the schedule position) and of the running training metrics;
-- `tunekit.json`, a manifest (`tunekit.files.write_manifest`: a SHA-256 per file and of itself, so an edited
+- `tunekit.json`, a manifest (`tunekit.formats.write_manifest`: a SHA-256 per file and of itself, so an edited
   step, seed or epoch is refused): `{"format_version", "kind": "backup", "run", "epoch", "step", "seed",
   "history", ...}`: the epoch and the step within it to continue from, the seed of the shuffle order (a function
   of seed and epoch), the history so far, and `run`, the run's fingerprint: model, task, variables, settings
@@ -33,19 +33,20 @@ import warnings
 
 import numpy as np
 
-from tunekit.files import (FORMAT_VERSIONS, DamagedArtifactError, check_writable, read_manifest, user_path,
-                           write_atomically, write_manifest)
+from tunekit.files import check_writable, user_path, write_atomically
+from tunekit.formats import BACKUP_VARIABLES_FILE as _VARIABLES
+from tunekit.formats import FORMAT_VERSIONS, DamagedArtifactError, NewerFormatError, read_manifest, write_manifest
 from tunekit.training.state import StateCallback
 
-FORMAT_VERSION = FORMAT_VERSIONS["backup"]
 KEEP = 2
 _PREFIX = "step-"
-_VARIABLES = "variables.npz"
 
 
 def _is_backups_folder(directory):
     try:
-        read_manifest(directory, what="backup folder", kinds=("backups",), format_version=FORMAT_VERSIONS)
+        read_manifest(directory, "backups")
+    except NewerFormatError:
+        raise
     except ValueError:
         return False
     return True
@@ -122,7 +123,7 @@ class BackupStore:
 
     def _read(self, path, variables):
         """(state, arrays) of the backup `path`, checked: intact, of this run, of the variables' shapes."""
-        state = read_manifest(path, what="training backup", kinds=("backup",), format_version=FORMAT_VERSIONS)
+        state = read_manifest(path, "backup")
         if state.get("run") != self.run:
             raise ValueError(self._mismatch(path, state.get("run") or {}))
         try:
@@ -156,7 +157,8 @@ class BackupStore:
         def write(path):
             os.makedirs(path)
             np.savez(os.path.join(path, _VARIABLES), **values)
-            write_manifest(path, {"format_version": FORMAT_VERSION, "kind": "backup", "run": self.run, **state})
+            write_manifest(path, {"format_version": FORMAT_VERSIONS["backup"], "kind": "backup", "run": self.run,
+                                  **state})
 
         write_atomically(os.path.join(self.directory, f"{_PREFIX}{state['global_step']:09d}"), write, kind="backup")
         for old in self._backups()[KEEP:]:

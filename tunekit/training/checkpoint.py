@@ -6,7 +6,7 @@ the same folder and renames it into place, so a file with the final name is alwa
 of killed runs are removed when training starts again.
 
 The folder holds a `tunekit.json` manifest of kind "checkpoints" listing the checkpoints tunekit wrote, with
-their sha256 (`tunekit.files.write_manifest`). A folder holding any other file (the user's own
+their sha256 (`tunekit.formats.write_manifest`). A folder holding any other file (the user's own
 `epoch-01.weights.h5`, notes) is refused before training (`check_checkpoint_dir`): tunekit only overwrites
 checkpoints it wrote itself.
 
@@ -23,20 +23,21 @@ import re
 
 import keras
 
-from tunekit.files import (check_writable, folder_argument, read_manifest, sha256_of_file, unlisted_files,
-                           write_manifest)
+from tunekit.files import check_writable, folder_argument, unlisted_files
+from tunekit.formats import FORMAT_VERSIONS, NewerFormatError, read_manifest, sha256_of_file, write_manifest
 
 PARTIAL_PREFIX = ".partial-"
 KIND = "checkpoints"
-FORMAT_VERSION = 1
 _PARTIAL = re.compile(r"\.partial-\d+-epoch-\d+\.weights\.h5")
 
 
 def _checkpoints_manifest(directory):
-    """The manifest of a checkpoint folder tunekit made (deleted checkpoints allowed), else None."""
+    """The manifest of a checkpoint folder tunekit made (deleted checkpoints allowed), else None; raises
+    `NewerFormatError` for one of a newer format."""
     try:
-        return read_manifest(directory, what="checkpoint folder", kinds=(KIND,), format_version=FORMAT_VERSION,
-                             verify_files=False)
+        return read_manifest(directory, KIND, verify_files=False)
+    except NewerFormatError:
+        raise
     except ValueError:
         return None
 
@@ -74,7 +75,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = check_checkpoint_dir(directory)
 
     def _manifest(self, files):
-        write_manifest(self.directory, {"kind": KIND, "format_version": FORMAT_VERSION}, files=files)
+        write_manifest(self.directory, {"kind": KIND, "format_version": FORMAT_VERSIONS[KIND]}, files=files)
 
     def on_train_begin(self, logs=None):
         check_checkpoint_dir(self.directory)
