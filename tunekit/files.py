@@ -284,5 +284,3 @@ def write_atomically(target, write, *, kind="artifact"):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
