@@ -97,21 +97,28 @@ def fingerprint(*values):
     return digest.hexdigest()
 
 
+# Keras names a random layer's state variable "seed_generator_state" (keras.random.SeedGenerator) and has no public
+# way to list a model's random states or nested layers (Layer._flatten_layers): both are pinned by
+# tests/test_private_apis.py, which fails naming them if a Keras release moves them.
+DROPOUT_STATE = "seed_generator_state"
+
+
 def weights_sha256(model):
     """A sha256 of a model's weights (not its dropout random states): what the run starts from."""
     return fingerprint([np.asarray(keras.ops.convert_to_numpy(weight)) for weight in model.weights
-                        if weight.name != "seed_generator_state"])
+                        if weight.name != DROPOUT_STATE])
 
 
 def dropout_rates(model):
     """The rates of the model's Keras dropout layers, in order (part of a run's fingerprint)."""
-    return [float(layer.rate) for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
+    return [float(layer.rate) for layer in model._flatten_layers()  # private: see DROPOUT_STATE
+            if isinstance(layer, keras.layers.Dropout)]
 
 
 def reseed_dropout(model, seed):
     """Resets the random state of every Keras random layer (dropout) in `model` from `seed`: their
     `seed_generator_state` variables, which `model.variables` lists (and backups therefore hold)."""
-    states = [variable for variable in model.variables if variable.name == "seed_generator_state"]
+    states = [variable for variable in model.variables if variable.name == DROPOUT_STATE]
     for i, state in enumerate(states):
         state.assign(np.array([seed, i], dtype=state.dtype))
 
