@@ -18,6 +18,7 @@ import sys
 
 from tunekit.cli import tasks
 from tunekit.cli.errors import UsageError, user_errors
+from tunekit.formats import TEXT_INPUT_NAMES
 
 SPLITS = ("train", "validation", "test")
 DATA_OPTIONS = ("path", "format", "text_column", "label_column", "text_pair_column", "limit", "seed", "column",
@@ -183,4 +184,4 @@ def read_unlabelled(source, args, per_token):
         return [{"text": text, "words": sentence} for text, sentence in zip(texts, words)], words
     if pairs is None:
         return [{"text": text} for text in texts], texts
-    return [{"text": a, "text_pair": b} for a, b in zip(texts, pairs)], (texts, pairs)
+    return [dict(zip(TEXT_INPUT_NAMES, pair)) for pair in zip(texts, pairs)], (texts, pairs)

@@ -18,6 +18,7 @@ Example:
 
 import warnings
 
+from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.inputs.text_batches import trim_to_longest
 
 # The tensorflow-text custom ops these models use; `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS` registers
@@ -87,7 +88,7 @@ def serving_function(model):
         return _token_serving_function(model)
     tokenizer, special = fast_tokenizer(model.preprocessor)
     seq_length, truncation = model.preprocessor.seq_length, model.preprocessor.truncation
-    names = ("text", "text_pair")[: model.num_segments]
+    names = TEXT_INPUT_NAMES[: model.num_segments]
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in names]
 
     @tf.function(input_signature=signature, autograph=False)

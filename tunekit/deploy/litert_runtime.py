@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from tunekit.formats import TEXT_INPUT_NAMES
+
 
 def open_interpreter(model_file, *, num_segments, task):
     """Loads a `.tflite` file into the LiteRT runtime -> (runtime name, signature runner).
@@ -53,7 +55,7 @@ def open_interpreter(model_file, *, num_segments, task):
             "again with tunekit.deploy.export_tflite."
         ) from None
     inputs = sorted(runner.get_input_details())
-    expected = sorted(("text", "text_pair")[:num_segments])
+    expected = sorted(TEXT_INPUT_NAMES[:num_segments])
     outputs = set(runner.get_output_details())
     wanted = _expected_outputs(task)
     if inputs != expected or not wanted <= outputs:

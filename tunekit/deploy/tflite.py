@@ -32,10 +32,10 @@ import numpy as np
 from tunekit.deploy.litert_graph import convert
 from tunekit.deploy.litert_runtime import open_interpreter
 from tunekit.files import FORMAT_VERSIONS, check_replaceable, write_atomically, write_manifest
+from tunekit.formats import TEXT_INPUT_NAMES, TFLITE_FILE
 
 COMPRESSIONS = ("int8", "float16", "float32")
 FORMAT_VERSION = FORMAT_VERSIONS["tflite"]  # 2: the manifest holds a checksum of itself
-TFLITE_FILE = "model.tflite"
 _SAMPLE_TEXTS = ("A short text.", "Another, somewhat longer text: it has a few more words than the first one.")
 
 
@@ -165,7 +165,7 @@ def _artifact_outputs(model, runner, segments, batch_size):
     parts = []
     for start in range(0, len(segments[0]), batch_size):
         feeds = {key: np.array(segment[start:start + batch_size], dtype=object)
-                 for key, segment in zip(("text", "text_pair"), segments)}
+                 for key, segment in zip(TEXT_INPUT_NAMES, segments)}
         out = runner(**feeds)
         if model.task.per_token:
             parts.append(_per_word(out["probabilities"], out["num_words"]))

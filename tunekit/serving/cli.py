@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 
+from tunekit.formats import TFLITE_FILE
 from tunekit.serving.auth import API_KEYS_ENV
 from tunekit.serving.ratelimit import RateLimiter, parse_burst, parse_rate
 from tunekit.serving.versions import DEFAULT_POLL_S
@@ -159,7 +160,7 @@ def _artifact_kind(path):
     from tunekit.serving.models import resolve_versions
 
     versions = resolve_versions(path).values()
-    if all(os.path.isfile(os.path.join(version, "model.tflite")) for version in versions):
+    if all(os.path.isfile(os.path.join(version, TFLITE_FILE)) for version in versions):
         return "tflite"
     return "export"
 

@@ -163,7 +163,7 @@ def _segments(columns, num_segments, what):
         details = (f"; unknown {unknown}" if unknown else "") + (f"; missing {missing}" if missing else "")
         raise RequestError(400, f"{what} must name the model's inputs {list(names)}{details}.")
     texts = columns["text"]
-    pairs = columns.get("text_pair") if num_segments == 2 else None
+    pairs = columns.get(TEXT_INPUTS[1]) if num_segments == 2 else None
     if pairs is not None and len(pairs) != len(texts):
         raise RequestError(400, f"{what}: 'text' has {len(texts)} values but 'text_pair' has {len(pairs)}.")
     return texts, pairs
