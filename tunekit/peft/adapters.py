@@ -3,7 +3,7 @@
 An adapter directory holds `adapter.npz` (the LoRA factors and the head's weights) and `tunekit.json`:
 `{"format_version", "kind": "adapter", "base": {"name", "weights_sha256", "num_layers", "hidden_size"},
 "lora": {"rank", "alpha", "targets", "dropout"}, "task", "num_segments", "pooling", "head_dropout",
-"seq_length", "weights_file_sha256", "files", "manifest_sha256"}` (see `tunekit.files.write_manifest`). Loading
+"seq_length", "weights_file_sha256", "files", "manifest_sha256"}` (see `tunekit.formats.write_manifest`). Loading
 checks all of it before changing anything (an edited `tunekit.json`, e.g. another alpha or pooling, fails its
 checksum), and refuses an adapter for another base (weights hash), or, when loading into an existing LoRA model,
 with other targets, rank or alpha.
