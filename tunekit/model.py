@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from tunekit.formats import TEXT_INPUT_NAMES
-from tunekit.heads import TASKS, SentencePooling, Task, task_from_config
+from tunekit.heads import TASKS, Task, register_task, task_from_config
 from tunekit.inputs.text_batches import split_segments, text_dataset, trim_to_longest
 from tunekit.inputs.word_batches import tag_probabilities, token_dataset, unknown_token_id, word_probabilities
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
@@ -53,11 +53,7 @@ def build_core(encoder, task, *, pooling, dropout, seed=None):
     """The trainable part: a functional model from the three id inputs to the task's output, computed from the
     pooled sentence vector, or from the encoder's `sequence_output` for a per-token task."""
     inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in MODEL_INPUT_KEYS}
-    encoder_outputs = encoder(inputs)
-    if task.per_token:
-        features = encoder_outputs["sequence_output"]
-    else:
-        features = SentencePooling(pooling, name="pooling")(encoder_outputs, inputs["input_mask"])
+    features = task.features(encoder(inputs), inputs["input_mask"], pooling=pooling)
     outputs = task.build_output(features, dropout=dropout, seed=seed)
     return keras.Model(inputs, outputs, name="core")
 
@@ -164,7 +160,8 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
 
     Args:
         backbone: a `tunekit.Backbone` from `tunekit.load_backbone`.
-        task: `"classification"` (softmax over classes; outputs probabilities), `"multilabel"` (a sigmoid per
+        task: a registered task's name (see `tunekit.heads.register_task`), or a `tunekit.heads.Task` built with
+            its own arguments (then the task arguments below are not used). Built in: `"classification"` (softmax over classes; outputs probabilities), `"multilabel"` (a sigmoid per
             label; outputs probabilities), `"regression"` (linear outputs) or `"token_classification"` (a softmax
             over tags for every word: named entities, IOB tagging; see docs/token-classification.md).
         num_classes: classification: the number of classes (or give `labels`).
@@ -188,33 +185,27 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
 
     if not isinstance(backbone, Backbone):
         raise TypeError(f"attach_head needs a Backbone from tunekit.load_backbone, got {type(backbone).__name__}.")
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; choose one of {sorted(TASKS)}.")
+    if not isinstance(task, Task):
+        if not isinstance(task, str):
+            raise TypeError(f"task must be a task name or a tunekit.heads.Task, got {type(task).__name__}.")
+        if task not in TASKS:
+            raise ValueError(f"Unknown task {task!r}; choose one of {sorted(TASKS)}, or register your own with "
+                             "tunekit.heads.register_task.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     if text_pairs and backbone.seq_length < 5:
         raise ValueError(
             f"Text pairs need seq_length >= 5 ([CLS] a [SEP] b [SEP] with a token of each text), got {backbone.seq_length}."
         )
-    if task == "classification":
-        head = TASKS[task](num_classes=num_classes, labels=labels)
-    elif task == "multilabel":
-        head = TASKS[task](labels=labels, num_labels=num_classes, threshold=threshold)
-    elif task == "token_classification":
-        if pooling is not None or text_pairs or num_classes is not None:
-            raise ValueError(
-                "token_classification tags every word of single texts with one of labels=[tag names]: it takes no "
-                "pooling, text_pairs or num_classes."
-            )
-        if backbone.seq_length < 3:
-            raise ValueError(
-                f"token_classification needs seq_length >= 3 ([CLS], a word-piece, [SEP]), got {backbone.seq_length}."
-            )
-        head = TASKS[task](labels=labels)
+    if isinstance(task, Task):
+        head = task
+        register_task(type(head))  # saved by name: load_model rebuilds it from the registry
     else:
-        head = TASKS[task](num_outputs=num_outputs)
+        head = TASKS[task].from_arguments(backbone, num_classes=num_classes, labels=labels, num_outputs=num_outputs,
+                                          threshold=threshold, pooling=pooling, text_pairs=text_pairs)
     core = build_core(backbone.encoder, head, pooling=pooling or backbone.pooling, dropout=dropout, seed=seed)
-    return TextModel(backbone.preprocessor, core, head, num_segments=2 if text_pairs else 1, name=f"{task}_model")
+    return TextModel(backbone.preprocessor, core, head, num_segments=2 if text_pairs else 1,
+                     name=f"{head.name}_model")
 
 
 def check_finite_weights(model, action="save"):

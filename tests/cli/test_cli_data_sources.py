@@ -19,6 +19,10 @@ from tunekit.cli.data_sources import (
 from tunekit.cli.errors import UsageError
 from tunekit.cli.tasks import infer_head
 from tunekit.datasets.pairs import PAIR_DATASETS as READER_PAIR_DATASETS
+from tunekit.heads import ClassificationTask, TokenClassificationTask
+
+CLASSIFIER = ClassificationTask(num_classes=2)  # reads texts
+TAGGER = TokenClassificationTask(labels=["O", "B-LOC"])  # reads sentences of words
 
 
 def write_csv(path, texts, labels):
@@ -54,7 +58,7 @@ def test_data_reading_and_head_inference(tmp_path):
     assert infer_head({}, False, np.array([0, 2, 1]), None) == {"task": "classification", "num_classes": 3}
     assert infer_head({}, False, np.array([0.5, 2.0], dtype="float32"), None) == {"task": "regression"}
 
-    records, sentences = read_unlabelled(str(conll), predict_args(), per_token=True)
+    records, sentences = read_unlabelled(str(conll), predict_args(), task=TAGGER)
     assert sentences == words and records == [{"words": ["Ada", "sings"]}, {"words": ["in", "Paris"]}]
 
 
@@ -68,9 +72,9 @@ def test_predict_reads_csv_with_the_csv_reader(tmp_path):
     """A quoted text spanning lines is one text, as read_csv reads it; a gzip'd file reads the same."""
     texts = ['A "great" film,\nin two lines.', "Dull."]
     write_csv(tmp_path / "new.csv", texts, ["", ""])
-    records, x = read_unlabelled(str(tmp_path / "new.csv"), predict_args(text_column="review"), per_token=False)
+    records, x = read_unlabelled(str(tmp_path / "new.csv"), predict_args(text_column="review"), task=CLASSIFIER)
     assert x == texts and records == [{"text": text} for text in texts]
-    records, x = read_unlabelled(str(tmp_path / "new.csv"), predict_args(text_column="review"), per_token=True)
+    records, x = read_unlabelled(str(tmp_path / "new.csv"), predict_args(text_column="review"), task=TAGGER)
     assert x == [text.split() for text in texts] and records[1] == {"text": "Dull.", "words": ["Dull."]}
 
 
@@ -86,7 +90,7 @@ def test_predict_reads_stdin_in_every_format(monkeypatch, fmt, data, expected):
     feed_stdin(monkeypatch, data)
     pair_column = None if fmt == "text" else "a"
     records, x = read_unlabelled("-", predict_args(fmt, text_column="q", text_pair_column=pair_column),
-                                 per_token=False)
+                                 task=CLASSIFIER)
     texts, pairs = expected
     assert x == (texts if pairs is None else (texts, pairs))
     assert records[0] == ({"text": "One."} if pairs is None else {"text": "Hi?", "text_pair": "Hello."})
@@ -103,18 +107,18 @@ def test_predict_reads_stdin_in_every_format(monkeypatch, fmt, data, expected):
 def test_bad_stdin_is_refused_naming_stdin(monkeypatch, fmt, data, message):
     feed_stdin(monkeypatch, data)
     with pytest.raises(UsageError) as error:
-        read_unlabelled("-", predict_args(fmt), per_token=False)
+        read_unlabelled("-", predict_args(fmt), task=CLASSIFIER)
     assert message in str(error.value)
 
 
 def test_conll_input_for_a_text_model_is_refused_before_reading(tmp_path):
     (tmp_path / "words.conll").write_text("Ada\nsings\n", encoding="utf-8")
     with pytest.raises(UsageError, match="only token classification takes; pass --format text, csv or jsonl"):
-        read_unlabelled(str(tmp_path / "words.conll"), predict_args(), per_token=False)
+        read_unlabelled(str(tmp_path / "words.conll"), predict_args(), task=CLASSIFIER)
     with pytest.raises(UsageError, match="--text-pair-column needs CSV or JSONL input"):
-        read_unlabelled("-", predict_args(text_pair_column="b"), per_token=False)
+        read_unlabelled("-", predict_args(text_pair_column="b"), task=CLASSIFIER)
     with pytest.raises(UsageError, match="input file 'nothing.txt' does not exist"):
-        read_unlabelled("nothing.txt", predict_args(), per_token=False)
+        read_unlabelled("nothing.txt", predict_args(), task=CLASSIFIER)
 
 
 def test_named_datasets_are_the_readers():

@@ -178,7 +178,7 @@ def command_evaluate(args):
 
 
 def open_predictor(path, args):
-    """`(per_token, num_segments, predict)` for a saved model folder or an exported artifact folder (SavedModel
+    """`(task, num_segments, predict)` for a saved model folder or an exported artifact folder (SavedModel
     export or TFLite); `predict(x)` gives one JSON-ready dict per input."""
     path = os.path.expanduser(path)
     if not os.path.exists(path):
@@ -191,22 +191,21 @@ def open_predictor(path, args):
         import tunekit as tk
 
         trainer = tk.Trainer(model, batch_size=args.batch_size, verbose=0)
-        return (model.task.per_token, model.num_segments,
-                lambda x: tasks.prediction_records(model.task, trainer.predict(x)))
+        return model.task, model.num_segments, lambda x: model.task.records(trainer.predict(x))
     status(args, f"loading the exported model {path}")
     from tunekit.deploy import load_artifact
 
     with user_errors():
         artifact = load_artifact(path)
-    per_token = tasks.artifact_per_token(artifact)
+    from tunekit.inputs import input_kind
+
+    joined = input_kind(artifact.head).joined_texts
 
     def predict(x):
-        if per_token:
-            x = [" ".join(words) for words in x]
-        texts, pairs = x if isinstance(x, tuple) else (x, None)
-        return tasks.artifact_records(artifact, artifact.predict(texts, pairs, batch_size=args.batch_size))
+        texts, pairs = x if isinstance(x, tuple) else (joined(x), None)
+        return artifact.records(artifact.predict(texts, pairs, batch_size=args.batch_size))
 
-    return per_token, artifact.num_segments, predict
+    return artifact.head, artifact.num_segments, predict
 
 
 def check_predictions_file(path):
@@ -224,8 +223,8 @@ def check_predictions_file(path):
 def command_predict(args):
     if args.output:
         check_predictions_file(args.output)
-    per_token, num_segments, predict = open_predictor(args.model, args)
-    records, x = read_unlabelled(args.input, args, per_token)
+    task, num_segments, predict = open_predictor(args.model, args)
+    records, x = read_unlabelled(args.input, args, task)
     if isinstance(x, tuple) and num_segments != 2:
         raise UsageError("--text-pair-column was given but the model takes single texts.")
     if not isinstance(x, tuple) and num_segments == 2:

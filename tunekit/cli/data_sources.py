@@ -149,15 +149,17 @@ def read_stdin():
     return stream
 
 
-def read_unlabelled(source, args, per_token):
+def read_unlabelled(source, args, task):
     """`(records, x)` of `predict`'s input `source` (a file, or `-` for stdin): the echo fields of every input
     (`text`, `text_pair` or `words`) and the model's input. `args` gives `format`, `text_column` and
-    `text_pair_column`; `per_token`: whether the model tags words."""
+    `text_pair_column`; `task`: the model's task, which says whether it reads texts or words."""
     from tunekit import datasets
     from tunekit.datasets.files import open_text
+    from tunekit.inputs import input_kind
 
+    kind = input_kind(task)
     fmt = (args.format or "text") if source == "-" else file_format(source, args.format)
-    if fmt == "conll" and not per_token:
+    if fmt == "conll" and not kind.takes_words:
         raise UsageError(f"{source} is read as CoNLL (one word per line), which only token classification takes; "
                          "pass --format text, csv or jsonl.")
     if fmt == "text" and args.text_pair_column:
@@ -179,9 +181,6 @@ def read_unlabelled(source, args, per_token):
             texts, pairs = x if isinstance(x, tuple) else (x, None)
     if not texts:
         raise UsageError(f"{source}: no texts to predict.")
-    if per_token:
-        words = [text.split() for text in texts]
-        return [{"text": text, "words": sentence} for text, sentence in zip(texts, words)], words
     if pairs is None:
-        return [{"text": text} for text in texts], texts
+        return kind.from_texts(texts)
     return [dict(zip(TEXT_INPUT_NAMES, pair)) for pair in zip(texts, pairs)], (texts, pairs)

@@ -1,8 +1,8 @@
-"""What the `tunekit` command does differently by task kind: the only module of the CLI that looks at a task's name.
+"""What `tunekit train` infers from training data by task kind: the only module of the CLI that looks at a task's name.
 
-Inferring the task and its labels from training data, reading labels from files (multi-label `a|b` strings,
-CoNLL tags), and turning model or artifact outputs into JSON records all switch on the task here, so that a task
-that describes its own outputs later replaces this module alone.
+Inferring the task and its labels from training data and reading labels from files (multi-label `a|b` strings,
+CoNLL tags) switch on the built-in tasks' names here. Predictions are not: the task turns model or artifact
+outputs into JSON records itself (`Task.records`, `Artifact.records`).
 
 Example:
 
@@ -62,52 +62,3 @@ def infer_head(head, data_format_is_conll, labels, label_names):
     return head
 
 
-def artifact_per_token(artifact):
-    """Whether an exported artifact (`tunekit.deploy.load_artifact`) tags words rather than texts."""
-    return artifact.task.get("name") == TOKEN_CLASSIFICATION
-
-
-def _values(outputs):
-    values = np.asarray(outputs).reshape(len(outputs), -1)
-    return [{"value": float(row[0])} if len(row) == 1 else {"values": [float(v) for v in row]} for row in values]
-
-
-def prediction_records(task, outputs):
-    """JSON-ready predictions of one chunk: label and per-label probabilities, values, or tags.
-
-    >>> from tunekit.heads import ClassificationTask
-    >>> prediction_records(ClassificationTask(labels=["neg", "pos"]), [[0.25, 0.75]])
-    [{'label': 'pos', 'probabilities': {'neg': 0.25, 'pos': 0.75}}]
-    """
-    if task.name == TOKEN_CLASSIFICATION:
-        return [{"tags": tags} for tags in task.decode(outputs)]
-    outputs = np.asarray(outputs)
-    if task.name == "classification":
-        names = task.labels or list(range(task.num_classes))
-        return [{"label": names[int(np.argmax(row))],
-                 "probabilities": {str(name): float(p) for name, p in zip(names, row)}} for row in outputs]
-    if task.name == "multilabel":
-        names = task.labels or [str(i) for i in range(task.num_labels)]
-        return [{"labels": [name for name, p, t in zip(names, row, task.thresholds) if p >= t],
-                 "probabilities": {name: float(p) for name, p in zip(names, row)}} for row in outputs]
-    return _values(outputs)
-
-
-def artifact_records(artifact, outputs):
-    """JSON-ready predictions of an exported artifact (`tunekit.deploy.load_artifact`), shaped as
-    `prediction_records` shapes a saved model's."""
-    name = artifact.task.get("name")
-    if name == TOKEN_CLASSIFICATION:
-        counts = outputs["num_words"]
-        return [{"tags": [str(tag) for tag in tags[:count]]} for tags, count in zip(outputs["tags"], counts)]
-    if name == "regression":
-        return _values(outputs["predictions"])
-    probabilities = np.asarray(outputs["probabilities"])
-    names = artifact.labels or [str(i) for i in range(probabilities.shape[-1])]
-    records = [{"probabilities": {label: float(p) for label, p in zip(names, row)}} for row in probabilities]
-    for index, record in enumerate(records):
-        if name == "multilabel":
-            record["labels"] = [names[j] for j in np.flatnonzero(outputs["predicted"][index])]
-        else:
-            record["label"] = str(outputs["label"][index]) if "label" in outputs else int(outputs["class_id"][index])
-    return records

@@ -107,6 +107,8 @@ class Artifact:
         path: the artifact folder.
         kind: `"export"` (SavedModel) or `"tflite"`.
         task: the task's config dict (`{"name": "classification", "labels": [...], ...}`).
+        head: the `tunekit.heads.Task` rebuilt from `task` (a task of your own must be registered with
+            `tunekit.heads.register_task`); it decodes the outputs (`predict_labels`, `records`).
         labels: the label (tag) names, or None.
         num_segments: 1 (single texts) or 2 (text pairs: `predict(texts, text_pairs)`).
         seq_length: tokens per text (None when unknown).
@@ -124,6 +126,18 @@ class Artifact:
     def labels(self):
         labels = self.task.get("labels")
         return list(labels) if labels is not None else None
+
+    @property
+    def head(self):
+        if self.__dict__.get("_head") is None:
+            from tunekit.heads import task_from_config
+
+            self._head = task_from_config(self.task)
+        return self._head
+
+    def records(self, outputs):
+        """`predict`'s outputs -> one JSON-ready dict per text, shaped by the task (what `tunekit predict` prints)."""
+        return self.head.artifact_records(outputs)
 
     def predict(self, texts, text_pairs=None, *, batch_size=DEFAULT_BATCH_SIZE):
         """Raw strings (and their pairs) -> dict of numpy arrays, one row per text.
@@ -158,18 +172,7 @@ class Artifact:
     def predict_labels(self, texts, text_pairs=None, *, batch_size=DEFAULT_BATCH_SIZE):
         """Label names: one per text (classification), a list per text (multi-label: the labels over their
         threshold; token classification: one tag per word)."""
-        name = self.task.get("name")
-        if name == "regression":
-            raise ValueError("A regression model predicts numbers, not labels: use predict(texts)['predictions'].")
-        outputs = self.predict(texts, text_pairs, batch_size=batch_size)
-        if name == "token_classification":
-            return [list(tags[:count]) for tags, count in zip(outputs["tags"], outputs["num_words"])]
-        if name == "multilabel":
-            names = self.labels or [str(i) for i in range(outputs["predicted"].shape[-1])]
-            return [[names[j] for j in np.flatnonzero(row)] for row in outputs["predicted"]]
-        if "label" in outputs:
-            return outputs["label"].tolist()
-        return outputs["class_id"].tolist()
+        return self.head.artifact_labels(self.predict(texts, text_pairs, batch_size=batch_size))
 
     def _run(self, segments):
         """One batch: a list of 1 or 2 lists of str -> dict of numpy arrays."""

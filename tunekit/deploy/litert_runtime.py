@@ -116,11 +116,7 @@ class _Runner:
 
 
 def _expected_outputs(task):
-    name = task.get("name")
-    if name == "classification":
-        return {"probabilities", "class_id"}
-    if name == "multilabel":
-        return {"probabilities", "predicted"}
-    if name == "token_classification":
-        return {"tags", "num_words", "probabilities"}
-    return {"predictions"}
+    """The outputs every artifact of the task (its config dict) has: the task's `output_names`."""
+    from tunekit.heads import task_from_config
+
+    return set(task_from_config(task).output_names)

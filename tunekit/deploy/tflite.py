@@ -161,7 +161,7 @@ def _float32_outputs(model, segments, batch_size):
 
 
 def _artifact_outputs(model, runner, segments, batch_size):
-    name = "predictions" if model.task.name == "regression" else "probabilities"
+    name = model.task.primary_output
     parts = []
     for start in range(0, len(segments[0]), batch_size):
         feeds = {key: np.array(segment[start:start + batch_size], dtype=object)
@@ -170,7 +170,7 @@ def _artifact_outputs(model, runner, segments, batch_size):
         if model.task.per_token:
             parts.append(_per_word(out["probabilities"], out["num_words"]))
         else:
-            parts.append(np.asarray(out[name]))
+            parts.append(np.asarray(out[name]).reshape(len(feeds["text"]), -1))  # [N] outputs as [N, 1], like the model's
     if model.task.per_token:
         return [row for part in parts for row in part]
     return np.concatenate(parts)

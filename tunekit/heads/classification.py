@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task, as_label_array, check_finite, dense_output
+from tunekit.heads.task import LabelIndex, Task, as_label_array, check_finite, dense_output
 from tunekit.metrics import classification_metrics
 
 
@@ -19,12 +19,20 @@ class ClassificationTask(Task):
     """
 
     name = "classification"
+    single_class = True
+    output_names = ("probabilities", "class_id")
+    primary_output = "probabilities"
+
+    @classmethod
+    def from_arguments(cls, backbone, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5, pooling=None,
+                       text_pairs=False):
+        return cls(num_classes=num_classes, labels=labels)
 
     def __init__(self, num_classes=None, labels=None):
+        self.index = None
         if labels is not None:
-            labels = [str(label) for label in labels]
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"Label names must be distinct, got {labels}.")
+            self.index = LabelIndex(labels)
+            labels = self.index.labels
             if num_classes is not None and num_classes != len(labels):
                 raise ValueError(f"num_classes={num_classes} but {len(labels)} label names were given: {labels}.")
             num_classes = len(labels)
@@ -57,11 +65,7 @@ class ClassificationTask(Task):
                     f"String labels (e.g. {array[0]!r}) need label names: attach_head(..., labels=[...]) with the "
                     "class names in the order of the outputs."
                 )
-            index = {name: i for i, name in enumerate(self.labels)}
-            unknown = sorted({str(label) for label in array if str(label) not in index})
-            if unknown:
-                raise ValueError(f"Unknown label names {unknown[:10]}; the model's labels are {self.labels}.")
-            return np.array([index[str(label)] for label in array], dtype=np.int32)
+            return self.index.ids(array)
         if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
             raise ValueError(f"Classification labels must be class indices or label names, got dtype {array.dtype}.")
         check_finite(array, "Classification labels")
@@ -81,6 +85,22 @@ class ClassificationTask(Task):
     def decode(self, predictions):
         ids = np.argmax(predictions, axis=-1)
         return [self.labels[i] for i in ids] if self.labels is not None else ids
+
+    def records(self, predictions):
+        names = self.labels or list(range(self.num_classes))
+        return [{"label": names[int(np.argmax(row))],
+                 "probabilities": {str(name): float(p) for name, p in zip(names, row)}} for row in np.asarray(predictions)]
+
+    def artifact_labels(self, outputs):
+        return outputs["label"].tolist() if "label" in outputs else outputs["class_id"].tolist()
+
+    def artifact_records(self, outputs):
+        probabilities = np.asarray(outputs["probabilities"])
+        names = self.labels or [str(i) for i in range(probabilities.shape[-1])]
+        records = [{"probabilities": {label: float(p) for label, p in zip(names, row)}} for row in probabilities]
+        for index, record in enumerate(records):
+            record["label"] = str(outputs["label"][index]) if "label" in outputs else int(outputs["class_id"][index])
+        return records
 
     def serving_outputs(self, predictions):
         class_ids = tf.argmax(predictions, axis=-1, output_type=tf.int32)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task, as_label_array, dense_output
+from tunekit.heads.task import LabelIndex, Task, as_label_array, dense_output
 from tunekit.metrics import multilabel_metrics
 
 
@@ -19,12 +19,19 @@ class MultilabelTask(Task):
     """
 
     name = "multilabel"
+    output_names = ("probabilities", "predicted")
+    primary_output = "probabilities"
+
+    @classmethod
+    def from_arguments(cls, backbone, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5, pooling=None,
+                       text_pairs=False):
+        return cls(labels=labels, num_labels=num_classes, threshold=threshold)
 
     def __init__(self, labels=None, num_labels=None, threshold=0.5):
+        self.index = None
         if labels is not None:
-            labels = [str(label) for label in labels]
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"Label names must be distinct, got {labels}.")
+            self.index = LabelIndex(labels)
+            labels = self.index.labels
             num_labels = len(labels)
         if isinstance(num_labels, bool) or not isinstance(num_labels, (int, np.integer)) or num_labels < 1:
             raise ValueError(f"Multi-label needs labels=[names] or num_labels=<int ≥ 1>, got {num_labels!r}.")
@@ -51,13 +58,10 @@ class MultilabelTask(Task):
         if rows and all(isinstance(row, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in row) for row in rows):
             if self.labels is None:
                 raise ValueError("Label-name lists need label names: attach_head(..., 'multilabel', labels=[...]).")
-            index = {name: i for i, name in enumerate(self.labels)}
-            unknown = sorted({name for row in rows for name in row if name not in index})
-            if unknown:
-                raise ValueError(f"Unknown label names {unknown[:10]}; the model's labels are {self.labels}.")
+            self.index.check(name for row in rows for name in row)
             encoded = np.zeros((len(rows), self.num_labels), dtype=np.float32)
             for i, row in enumerate(rows):
-                encoded[i, [index[name] for name in row]] = 1.0
+                encoded[i, [self.index.id(name) for name in row]] = 1.0
             return encoded
         array = as_label_array(labels)
         if array.ndim != 2 or array.shape[1] != self.num_labels or array.dtype.kind not in "biuf":
@@ -76,6 +80,23 @@ class MultilabelTask(Task):
         chosen = np.asarray(predictions) >= np.asarray(self.thresholds)
         names = self.labels if self.labels is not None else list(range(self.num_labels))
         return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
+
+    def records(self, predictions):
+        names = self.labels or [str(i) for i in range(self.num_labels)]
+        return [{"labels": [name for name, p, t in zip(names, row, self.thresholds) if p >= t],
+                 "probabilities": {name: float(p) for name, p in zip(names, row)}} for row in np.asarray(predictions)]
+
+    def artifact_labels(self, outputs):
+        names = self.labels or [str(i) for i in range(outputs["predicted"].shape[-1])]
+        return [[names[j] for j in np.flatnonzero(row)] for row in outputs["predicted"]]
+
+    def artifact_records(self, outputs):
+        probabilities = np.asarray(outputs["probabilities"])
+        names = self.labels or [str(i) for i in range(probabilities.shape[-1])]
+        records = [{"probabilities": {label: float(p) for label, p in zip(names, row)}} for row in probabilities]
+        for index, record in enumerate(records):
+            record["labels"] = [names[j] for j in np.flatnonzero(outputs["predicted"][index])]
+        return records
 
     def serving_outputs(self, predictions):
         return {"probabilities": predictions, "predicted": predictions >= tf.constant(self.thresholds, tf.float32)}

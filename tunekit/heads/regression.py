@@ -18,6 +18,11 @@ class RegressionTask(Task):
 
     name = "regression"
 
+    @classmethod
+    def from_arguments(cls, backbone, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5, pooling=None,
+                       text_pairs=False):
+        return cls(num_outputs=num_outputs)
+
     def __init__(self, num_outputs=1):
         if isinstance(num_outputs, bool) or not isinstance(num_outputs, (int, np.integer)) or num_outputs < 1:
             raise ValueError(f"Regression needs num_outputs=<int ≥ 1>, got {num_outputs!r}.")
@@ -48,6 +53,9 @@ class RegressionTask(Task):
     def decode(self, predictions):
         predictions = np.asarray(predictions)
         return predictions[:, 0] if self.num_outputs == 1 else predictions
+
+    def artifact_labels(self, outputs):
+        raise ValueError("A regression model predicts numbers, not labels: use predict(texts)['predictions'].")
 
     def get_config(self):
         return {**super().get_config(), "num_outputs": self.num_outputs}

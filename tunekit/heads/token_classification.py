@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunekit.heads.task import Task, dense_output
+from tunekit.heads.task import LabelIndex, Task, dense_output
 from tunekit.metrics import entity_metrics
 from tunekit.inputs.word_batches import tag_probabilities, unknown_token_id
 
@@ -38,6 +38,23 @@ class TokenClassificationTask(Task):
 
     name = "token_classification"
     per_token = True
+    single_class = True
+    output_names = ("tags", "num_words", "probabilities")
+    primary_output = "probabilities"
+
+    @classmethod
+    def from_arguments(cls, backbone, *, num_classes=None, labels=None, num_outputs=1, threshold=0.5, pooling=None,
+                       text_pairs=False):
+        if pooling is not None or text_pairs or num_classes is not None:
+            raise ValueError(
+                "token_classification tags every word of single texts with one of labels=[tag names]: it takes no "
+                "pooling, text_pairs or num_classes."
+            )
+        if backbone.seq_length < 3:
+            raise ValueError(
+                f"token_classification needs seq_length >= 3 ([CLS], a word-piece, [SEP]), got {backbone.seq_length}."
+            )
+        return cls(labels=labels)
 
     def __init__(self, labels=None):
         if labels is None or isinstance(labels, str) or len(labels) < 2:
@@ -45,9 +62,8 @@ class TokenClassificationTask(Task):
                 "Token classification needs labels=[tag names], at least 2, in output order, e.g. "
                 f"['O', 'B-PER', 'I-PER', 'B-LOC', 'I-LOC']; got {labels!r}."
             )
-        labels = [str(label) for label in labels]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"Tag names must be distinct, got {labels}.")
+        self.index = LabelIndex(labels, what="Tag names", unknown="tags", known="tags")
+        labels = self.index.labels
         self.labels = labels
         self.num_tags = len(labels)
         self.iob = all(is_iob_tag(label) for label in labels)
@@ -68,7 +84,6 @@ class TokenClassificationTask(Task):
             labels = labels.to_numpy()
         if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
             raise TypeError(f"Tags must be one list of tags per sentence, got {type(labels).__name__}.")
-        index = {name: i for i, name in enumerate(self.labels)}
         encoded, unknown = [], set()
         for row, tags in enumerate(labels):
             if isinstance(tags, (str, bytes)) or not hasattr(tags, "__len__"):
@@ -76,8 +91,8 @@ class TokenClassificationTask(Task):
             ids = []
             for tag in tags:
                 if isinstance(tag, str):
-                    ids.append(index.get(tag, -1))
-                    if tag not in index:
+                    ids.append(self.index.id(tag) if tag in self.index else -1)
+                    if tag not in self.index:
                         unknown.add(tag)
                 elif isinstance(tag, (int, np.integer)) and not isinstance(tag, (bool, np.bool_)):
                     if not 0 <= tag < self.num_tags:
@@ -89,8 +104,7 @@ class TokenClassificationTask(Task):
                 else:
                     raise TypeError(f"Tags must be tag names (str) or tag ids (int); sentence {row} holds {tag!r}.")
             encoded.append(np.array(ids, dtype=np.int32))
-        if unknown:
-            raise ValueError(f"Unknown tags {sorted(unknown)[:10]}; the model's tags are {self.labels}.")
+        self.index.check(unknown)
         return encoded
 
     def evaluate(self, y_true, predictions):
@@ -105,6 +119,18 @@ class TokenClassificationTask(Task):
 
     def decode(self, predictions):
         return [[self.labels[i] for i in np.argmax(words, axis=-1)] for words in predictions]
+
+    def features(self, encoder_outputs, input_mask, *, pooling):
+        return encoder_outputs["sequence_output"]
+
+    def records(self, predictions):
+        return [{"tags": tags} for tags in self.decode(predictions)]
+
+    def artifact_labels(self, outputs):
+        return [list(tags[:count]) for tags, count in zip(outputs["tags"], outputs["num_words"])]
+
+    def artifact_records(self, outputs):
+        return [{"tags": [str(tag) for tag in tags]} for tags in self.artifact_labels(outputs)]
 
     def serving_function(self, model):
         """The exported `serving_default`: raw sentences in, one tag per whitespace-separated word out.
