@@ -44,8 +44,9 @@ import tensorflow as tf
 
 from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.heads import TASKS, Task, register_task, task_from_config
-from tunekit.inputs.text_batches import split_segments, text_dataset, trim_to_longest
-from tunekit.inputs.word_batches import tag_probabilities, token_dataset, unknown_token_id, word_probabilities
+from tunekit.inputs.kinds import input_kind
+from tunekit.inputs.text_batches import split_segments, text_dataset
+from tunekit.inputs.word_batches import token_dataset, word_probabilities
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 
@@ -99,7 +100,7 @@ class TextModel(keras.Model):
         task runs the model's compiled function instead (`predict_texts`: same outputs, no per-call pipeline):
         the model's output as numpy, `[N, ...]`."""
         segments = self._text_segments(x)
-        if segments is not None and not self.task.per_token and steps is None and not callbacks:
+        if segments is not None and not input_kind(self.task).takes_words and steps is None and not callbacks:
             return predict_texts(self, segments, batch_size=batch_size or 32)
         if segments is not None:
             tensors = [tf.constant(segment, tf.string) for segment in segments]
@@ -235,21 +236,7 @@ class Predictor:
 
     def __init__(self, model):
         self.variables = _variable_ids(model)
-        preprocessor, core = model.preprocessor, model.core
-        if model.task.per_token:
-            unknown_id = unknown_token_id(preprocessor)
-
-            def run(words, lengths):
-                sentences = tf.RaggedTensor.from_row_lengths(words, lengths)
-                return tag_probabilities(preprocessor, core, sentences, unknown_id=unknown_id).flat_values
-
-            signature = [tf.TensorSpec([None], tf.string, name="words"),
-                         tf.TensorSpec([None], tf.int64, name="lengths")]
-        else:
-            def run(*segments):
-                return core(trim_to_longest(preprocessor.encode(list(segments))), training=False)
-
-            signature = [tf.TensorSpec([None], tf.string, name=f"text_{i}") for i in range(model.num_segments)]
+        run, signature = input_kind(model.task).predict_function(model.preprocessor, model.core, model.num_segments)
         # Traced here, once; calls run the concrete graph and never re-enter Keras or the tracer.
         self.function = tf.function(run, input_signature=signature).get_concrete_function()
 

@@ -31,15 +31,13 @@ import shutil
 import zipfile
 
 import keras
-import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the text ops that saved preprocessors use
 
 from tunekit.hub_handles import local_copies
 from tunekit.files import user_path, write_atomically
 from tunekit.formats import (FORMAT_VERSIONS, MARKER_FILE, MODEL_FILE, DamagedArtifactError, read_manifest,
                              write_manifest)
-from tunekit.model import TEXT_INPUT_NAMES, TextModel, check_finite_weights
-from tunekit.inputs.text_batches import trim_to_longest
+from tunekit.model import TextModel, check_finite_weights
 
 HUB_FOLDER = "hub"
 
@@ -185,10 +183,7 @@ def export_model(model, path):
     check_finite_weights(model, "export")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    if model.task.per_token:
-        serve, signature = model.task.serving_function(model)
-    else:
-        serve, signature = _text_serving_function(model)
+    serve, signature = model.task.serving_function(model)
     archive.add_endpoint("serve", serve, input_signature=signature)
 
     def write(directory):
@@ -197,23 +192,3 @@ def export_model(model, path):
                                 "num_segments": model.num_segments, "seq_length": model.seq_length})
 
     return write_atomically(path, write, kind="export")
-
-
-def _text_serving_function(model):
-    """(function, input signature) of a per-text task's `serving_default`: raw strings -> the task's outputs.
-
-    Each request's batch is cut to its longest text (as training batches and `tunekit.model.predict_texts` are),
-    so a short text costs its own length, not `seq_length`; the outputs are those of the padded model."""
-    signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
-
-    def outputs(segments):
-        inputs = trim_to_longest(model.preprocessor.encode(segments))
-        return model.task.serving_outputs(model.core(inputs, training=False))
-
-    if model.num_segments == 1:
-        def serve(text):
-            return outputs([text])
-    else:
-        def serve(text, text_pair):
-            return outputs([text, text_pair])
-    return serve, signature

@@ -84,7 +84,9 @@ def serving_function(model):
     tokenization and packing (see the module docstring)."""
     import tensorflow as tf
 
-    if model.task.per_token:
+    from tunekit.inputs import input_kind
+
+    if input_kind(model.task).takes_words:
         return _token_serving_function(model)
     tokenizer, special = fast_tokenizer(model.preprocessor)
     seq_length, truncation = model.preprocessor.seq_length, model.preprocessor.truncation

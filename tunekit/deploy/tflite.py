@@ -33,6 +33,7 @@ from tunekit.deploy.litert_graph import convert
 from tunekit.deploy.litert_runtime import open_interpreter
 from tunekit.files import FORMAT_VERSIONS, check_replaceable, write_atomically, write_manifest
 from tunekit.formats import TEXT_INPUT_NAMES, TFLITE_FILE
+from tunekit.inputs import input_kind
 
 COMPRESSIONS = ("int8", "float16", "float32")
 FORMAT_VERSION = FORMAT_VERSIONS["tflite"]  # 2: the manifest holds a checksum of itself
@@ -131,10 +132,7 @@ def _validation_segments(model, validation_data):
         segments = [validate_texts(x, "validation texts")]
     if any(len(segment) != len(segments[0]) for segment in segments) or not segments[0]:
         raise ValueError("validation texts (and pairs) must be non-empty and of equal length.")
-    if model.task.per_token:
-        from tunekit.inputs.word_batches import check_tags, sentence_words
-
-        check_tags(sentence_words(segments[0]), labels)
+    input_kind(model.task).check_labels(segments, labels)
     y_true = model.task.encode_labels(labels)
     if len(y_true) != len(segments[0]):
         raise ValueError(f"Got {len(segments[0])} validation texts but {len(y_true)} labels; give one label per text.")
@@ -145,48 +143,30 @@ def _float32_outputs(model, segments, batch_size):
     """The float32 Keras model's predictions (what the SavedModel export serves) for 1-2 lists of texts."""
     import tensorflow as tf
 
-    if model.task.per_token:
-        serve, _ = model.task.serving_function(model)
-        serve = tf.function(serve)
-        parts = []
-        for start in range(0, len(segments[0]), batch_size):
-            out = serve(tf.constant(segments[0][start:start + batch_size]))
-            parts.append(_per_word(out["probabilities"].numpy(), out["num_words"].numpy()))
-        return [row for part in parts for row in part]
+    kind = input_kind(model.task)
+    serve = tf.function(model.task.serving_function(model)[0])
     parts = []
     for start in range(0, len(segments[0]), batch_size):
-        batch = [tf.constant(segment[start:start + batch_size]) for segment in segments]
-        parts.append(np.asarray(model(batch if len(batch) == 2 else batch[0], training=False)))
-    return np.concatenate(parts)
+        out = serve(*[tf.constant(segment[start:start + batch_size]) for segment in segments])
+        parts.append(kind.model_outputs(model.task, {name: value.numpy() for name, value in out.items()}))
+    return kind.concatenate(parts)
 
 
 def _artifact_outputs(model, runner, segments, batch_size):
-    name = model.task.primary_output
+    kind = input_kind(model.task)
     parts = []
     for start in range(0, len(segments[0]), batch_size):
         feeds = {key: np.array(segment[start:start + batch_size], dtype=object)
                  for key, segment in zip(TEXT_INPUT_NAMES, segments)}
-        out = runner(**feeds)
-        if model.task.per_token:
-            parts.append(_per_word(out["probabilities"], out["num_words"]))
-        else:
-            parts.append(np.asarray(out[name]).reshape(len(feeds["text"]), -1))  # [N] outputs as [N, 1], like the model's
-    if model.task.per_token:
-        return [row for part in parts for row in part]
-    return np.concatenate(parts)
-
-
-def _per_word(probabilities, num_words):
-    return [probabilities[i, :count] for i, count in enumerate(num_words)]
+        parts.append(kind.model_outputs(model.task, runner(**feeds)))
+    return kind.concatenate(parts)
 
 
 def _compare_outputs(model, runner, segments):
     """Largest absolute difference between float32 and converted outputs on a few sample texts."""
     reference = _float32_outputs(model, segments, len(segments[0]))
     converted = _artifact_outputs(model, runner, segments, len(segments[0]))
-    if model.task.per_token:
-        return float(max(np.max(np.abs(a - b)) for a, b in zip(reference, converted)))
-    return float(np.max(np.abs(reference - converted)))
+    return input_kind(model.task).max_difference(reference, converted)
 
 
 def _validate(model, runner, segments, y_true, *, batch_size):
@@ -195,10 +175,7 @@ def _validate(model, runner, segments, y_true, *, batch_size):
     converted = _artifact_outputs(model, runner, segments, batch_size)
     float32 = _scalars(model.task.evaluate(y_true, reference))
     compressed = _scalars(model.task.evaluate(y_true, converted))
-    if model.task.per_token:
-        difference = max(float(np.max(np.abs(a - b))) for a, b in zip(reference, converted))
-    else:
-        difference = float(np.max(np.abs(reference - converted)))
+    difference = input_kind(model.task).max_difference(reference, converted)
     return {
         "examples": len(segments[0]),
         "float32": float32,

@@ -81,6 +81,13 @@ class Task:
         `output_names` (and optional extras)."""
         return {"predictions": predictions}
 
+    def serving_function(self, model):
+        """`(function, input_signature)` of the export's `serving_default` for `model` (a `TextModel` of this
+        task): raw strings in, `serving_outputs` out (see `tunekit.inputs.kinds.text_serving_function`)."""
+        from tunekit.inputs.kinds import text_serving_function
+
+        return text_serving_function(model)
+
     def records(self, predictions):
         """Model outputs -> one JSON-ready dict per text (what `tunekit predict` prints). Default: the values."""
         return value_records(predictions)

@@ -10,11 +10,41 @@ exporters ask the kind it returns instead of switching on the task.
 ['New York', 'Hi']
 """
 
+import numpy as np
+
 
 class TextInputs:
     """Texts (or text pairs) in, one output per text."""
 
     takes_words = False
+
+    def predict_function(self, preprocessor, core, num_segments):
+        """`(run, input_signature)` of the compiled prediction function (`tunekit.model.Predictor`): strings `[B]`
+        (one tensor per segment) -> tokenize, pack, cut to the batch's longest text -> the model's output."""
+        import tensorflow as tf
+
+        from tunekit.inputs.text_batches import trim_to_longest
+
+        def run(*segments):
+            return core(trim_to_longest(preprocessor.encode(list(segments))), training=False)
+
+        return run, [tf.TensorSpec([None], tf.string, name=f"text_{i}") for i in range(num_segments)]
+
+    def check_labels(self, segments, labels):
+        """Checks what `Task.encode_labels` cannot see (nothing for texts)."""
+
+    def model_outputs(self, task, outputs):
+        """One batch of an export's outputs (numpy) -> the model's outputs, `[N, ...]` as `TextModel.predict`
+        gives them (a task's `[N]` primary output as `[N, 1]`)."""
+        values = np.asarray(outputs[task.primary_output])
+        return values.reshape(len(values), -1)
+
+    def concatenate(self, parts):
+        return np.concatenate(parts)
+
+    def max_difference(self, a, b):
+        """The largest absolute difference between two models' outputs."""
+        return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
     def joined_texts(self, texts):
         """The model's input as the raw strings an exported artifact takes."""
@@ -30,6 +60,38 @@ class WordInputs:
 
     takes_words = True
 
+    def predict_function(self, preprocessor, core, num_segments):
+        """`(run, input_signature)`: the words of `B` sentences (flat words and their counts) -> word-piece
+        alignment and chunking -> the model's output for every word (flat)."""
+        import tensorflow as tf
+
+        from tunekit.inputs.word_batches import tag_probabilities, unknown_token_id
+
+        unknown_id = unknown_token_id(preprocessor)
+
+        def run(words, lengths):
+            sentences = tf.RaggedTensor.from_row_lengths(words, lengths)
+            return tag_probabilities(preprocessor, core, sentences, unknown_id=unknown_id).flat_values
+
+        return run, [tf.TensorSpec([None], tf.string, name="words"), tf.TensorSpec([None], tf.int64, name="lengths")]
+
+    def check_labels(self, segments, labels):
+        """One tag per word of every sentence, or a `ValueError` naming the first sentence that differs."""
+        from tunekit.inputs.word_batches import check_tags, sentence_words
+
+        check_tags(sentence_words(segments[0]), labels)
+
+    def model_outputs(self, task, outputs):
+        """One batch of an export's outputs -> one `[words, ...]` array per sentence (`num_words` of each)."""
+        values = np.asarray(outputs[task.primary_output])
+        return [values[i, :count] for i, count in enumerate(np.asarray(outputs["num_words"]))]
+
+    def concatenate(self, parts):
+        return [row for part in parts for row in part]
+
+    def max_difference(self, a, b):
+        return float(max(np.max(np.abs(x - y)) for x, y in zip(a, b)))
+
     def joined_texts(self, sentences):
         return [" ".join(words) for words in sentences]
 
@@ -39,6 +101,32 @@ class WordInputs:
 
 
 TEXTS, WORDS = TextInputs(), WordInputs()
+
+
+def text_serving_function(model):
+    """(function, input signature) of a per-text task's export `serving_default`: raw strings -> the task's
+    `serving_outputs`.
+
+    Each request's batch is cut to its longest text (as training batches and `tunekit.model.predict_texts` are),
+    so a short text costs its own length, not `seq_length`; the outputs are those of the padded model."""
+    import tensorflow as tf
+
+    from tunekit.formats import TEXT_INPUT_NAMES
+    from tunekit.inputs.text_batches import trim_to_longest
+
+    signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
+
+    def outputs(segments):
+        inputs = trim_to_longest(model.preprocessor.encode(segments))
+        return model.task.serving_outputs(model.core(inputs, training=False))
+
+    if model.num_segments == 1:
+        def serve(text):
+            return outputs([text])
+    else:
+        def serve(text, text_pair):
+            return outputs([text, text_pair])
+    return serve, signature
 
 
 def input_kind(task):
