@@ -44,9 +44,8 @@ import tensorflow as tf
 
 from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.heads import TASKS, Task, register_task, task_from_config
-from tunekit.inputs.kinds import input_kind
-from tunekit.inputs.text_batches import split_segments, text_dataset
-from tunekit.inputs.word_batches import token_dataset, word_probabilities
+from tunekit.inputs.kinds import TEXTS, WORDS, input_kind
+from tunekit.inputs.text_batches import split_segments
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 
@@ -272,31 +271,26 @@ def predictor(model):
         return current
 
 
+def predict_inputs(model, inputs, *, batch_size):
+    """The model's outputs for inputs read by its task's input kind (`input_kind(model.task).read_unlabelled`):
+    `predict_texts` or `predict_words`."""
+    return input_kind(model.task).predict(model, inputs, batch_size=batch_size, predictor=predictor,
+                                          limit=DIRECT_LIMIT)
+
+
 def predict_texts(model, segments, *, batch_size):
     """A per-text task's outputs for validated segments (a list of 1 or 2 lists of str, from `split_segments`).
 
     >>> predict_texts(model, [["What a film!", "Dull."]], batch_size=32).shape
     (2, 2)
     """
-    if len(segments[0]) <= DIRECT_LIMIT:
-        return predictor(model).texts(segments, batch_size)
-    return model.core.predict(text_dataset(model.preprocessor, segments, batch_size=batch_size), verbose=0)
+    return TEXTS.predict(model, segments, batch_size=batch_size, predictor=predictor, limit=DIRECT_LIMIT)
 
 
 def predict_words(model, sentences, *, batch_size):
     """Token classification: sentences as lists of words (from `sentence_words`) -> one `[words, C]` float32
     array of tag probabilities per sentence. A sentence without words gets a `[0, C]` array (no tags)."""
-    kept = [sentence for sentence in sentences if sentence]
-    if not kept:
-        probabilities = []
-    elif len(kept) <= DIRECT_LIMIT:
-        probabilities = predictor(model).words(kept, batch_size)
-    else:
-        dataset, _ = token_dataset(model.preprocessor, kept, batch_size=batch_size)
-        probabilities = word_probabilities(model.core, dataset, kept)
-    filled = iter(probabilities)
-    empty = np.zeros((0, model.task.num_tags), np.float32)
-    return [next(filled) if sentence else empty for sentence in sentences]
+    return WORDS.predict(model, sentences, batch_size=batch_size, predictor=predictor, limit=DIRECT_LIMIT)
 
 
 def _variable_ids(model):

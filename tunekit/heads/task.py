@@ -11,7 +11,7 @@ A task owns its outputs: their names (`output_names`, `primary_output`), the ser
 (`serving_outputs`), decoding model outputs to labels (`decode`) and to JSON records (`records`, what `tunekit
 predict` prints), and decoding an exported artifact's outputs (`artifact_labels`, `artifact_records`). The rest of
 tunekit asks the task instead of switching on its name, so a task defined outside `tunekit.heads` works everywhere
-once registered with `register_task` (see `tunekit.heads.registry`).
+once registered with `tunekit.heads.register_task`.
 """
 
 import keras

@@ -10,13 +10,72 @@ exporters ask the kind it returns instead of switching on the task.
 ['New York', 'Hi']
 """
 
+from collections.abc import Mapping
+
 import numpy as np
+
+
+def reject_mapping(x, what="texts"):
+    """A dict given as texts would be read as its keys: refused, saying how to pass it."""
+    if isinstance(x, Mapping):
+        raise TypeError(
+            f"Got a dict ({len(x)} item(s)) as the {what}: tunekit would read its keys as the {what}. Pass a list "
+            "(or array, Series) of texts; for {text: label} data: fit(list(data.keys()), list(data.values())).")
 
 
 class TextInputs:
     """Texts (or text pairs) in, one output per text."""
 
     takes_words = False
+    accepts_datasets = True  # a tf.data.Dataset of texts (and labels) is read by the trainer's dataset path
+
+    def read(self, task, num_segments, x, y=None, *, labels_required=True):
+        """In-memory texts and labels -> (validated segments, labels encoded by `task`, or None without `y`)."""
+        from tunekit.inputs.text_batches import split_segments
+
+        reject_mapping(x)
+        segments = split_segments(x, num_segments)
+        if y is None:
+            if labels_required:
+                raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
+            return segments, None
+        labels = task.encode_labels(y)
+        if len(labels) != len(segments[0]):
+            raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
+        return segments, labels
+
+    def read_unlabelled(self, x, num_segments):
+        """Texts to predict -> validated segments."""
+        from tunekit.inputs.text_batches import split_segments
+
+        reject_mapping(x)
+        return split_segments(x, num_segments)
+
+    def batches(self, preprocessor, segments, labels, *, batch_size):
+        """Validated inputs (and encoded labels) -> their batches, in order (evaluation)."""
+        from tunekit.inputs.text_batches import text_dataset
+
+        return text_dataset(preprocessor, segments, labels, batch_size=batch_size)
+
+    def epochs(self, preprocessor, segments, labels, *, batch_size, by_length, augment=None):
+        """`batches(epoch, seed)` of training: tokenized once, shuffled per epoch; `augment` rewrites the texts
+        every epoch (see `tunekit.augment`)."""
+        from tunekit.augment import epochs_with
+        from tunekit.inputs.text_batches import text_epochs
+
+        if augment is None:
+            return text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=by_length)
+        return epochs_with(augment, lambda segments, labels: text_epochs(
+            preprocessor, segments, labels, batch_size=batch_size, by_length=by_length), segments, labels)
+
+    def predict(self, model, segments, *, batch_size, predictor, limit):
+        """Validated segments -> the model's outputs as numpy: up to `limit` texts through the model's compiled
+        `predictor`, more through a `tf.data` pipeline."""
+        from tunekit.inputs.text_batches import text_dataset
+
+        if len(segments[0]) <= limit:
+            return predictor(model).texts(segments, batch_size)
+        return model.core.predict(text_dataset(model.preprocessor, segments, batch_size=batch_size), verbose=0)
 
     def predict_function(self, preprocessor, core, num_segments):
         """`(run, input_signature)` of the compiled prediction function (`tunekit.model.Predictor`): strings `[B]`
@@ -59,6 +118,60 @@ class WordInputs:
     """Sentences of words in (split on whitespace), one output per word."""
 
     takes_words = True
+    accepts_datasets = False
+
+    def read(self, task, num_segments, x, y=None, *, labels_required=True):
+        """Sentences and tags -> (the words of every sentence, their tag ids by `task`, or None without `y`)."""
+        from tunekit.inputs.word_batches import check_tags, sentence_words
+
+        reject_mapping(x, "sentences")
+        words = sentence_words(x)
+        if y is None:
+            if labels_required:
+                raise ValueError("Tags are missing: pass fit(sentences, tags), one list of tags per sentence.")
+            return words, None
+        tags = task.encode_labels(y)
+        check_tags(words, tags)
+        return words, tags
+
+    def read_unlabelled(self, x, num_segments):
+        from tunekit.inputs.word_batches import sentence_words
+
+        reject_mapping(x, "sentences")
+        return sentence_words(x, allow_empty=True)
+
+    def batches(self, preprocessor, words, tags, *, batch_size):
+        from tunekit.inputs.word_batches import token_dataset
+
+        return token_dataset(preprocessor, words, tags, batch_size=batch_size)[0]
+
+    def epochs(self, preprocessor, words, tags, *, batch_size, by_length, augment=None):
+        from tunekit.augment import augmented, epochs_with
+        from tunekit.inputs.word_batches import token_epochs
+
+        if augment is None:
+            return token_epochs(preprocessor, words, tags, batch_size=batch_size)
+        batches = epochs_with(augment, lambda segments, tags: token_epochs(
+            preprocessor, segments[0], tags, batch_size=batch_size), [words], tags)
+        augmented(augment, words[:1], tags[:1], 0)  # one that cannot keep tags aligned refuses now
+        return batches
+
+    def predict(self, model, sentences, *, batch_size, predictor, limit):
+        """Sentences as lists of words -> one `[words, C]` float32 array per sentence (`[0, C]` for a sentence
+        without words)."""
+        from tunekit.inputs.word_batches import token_dataset, word_probabilities
+
+        kept = [sentence for sentence in sentences if sentence]
+        if not kept:
+            outputs = []
+        elif len(kept) <= limit:
+            outputs = predictor(model).words(kept, batch_size)
+        else:
+            dataset, _ = token_dataset(model.preprocessor, kept, batch_size=batch_size)
+            outputs = word_probabilities(model.core, dataset, kept)
+        filled = iter(outputs)
+        empty = np.zeros((0, int(model.core.outputs[0].shape[-1])), np.float32)
+        return [next(filled) if sentence else empty for sentence in sentences]
 
     def predict_function(self, preprocessor, core, num_segments):
         """`(run, input_signature)`: the words of `B` sentences (flat words and their counts) -> word-piece

@@ -23,7 +23,6 @@ import hashlib
 import math
 import random
 import sys
-from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -31,21 +30,20 @@ import tensorflow as tf
 
 from tunekit.backbones.depth import variable_depths
 from tunekit.distributed import chief_writes, is_chief, read_tf_config
-from tunekit.model import TextModel, predict_texts, predict_words
+from tunekit.model import TextModel, predict_inputs
 from tunekit.saving import export_model, save_model
-from tunekit.augment import as_augmentation, augmented, describe, epochs_with
+from tunekit.augment import as_augmentation, describe
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
 from tunekit.training.backup import BackupCallback, BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, MajorityClassWarning, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
-from tunekit.inputs.text_batches import (dataset_epochs, dataset_size_and_labels, split_segments, text_dataset,
-                                         text_epochs, tf_dataset)
+from tunekit.inputs.kinds import input_kind
+from tunekit.inputs.text_batches import dataset_epochs, dataset_size_and_labels, tf_dataset
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
 from tunekit.training.optimization import (check_layer_decay, check_optimizer_settings, create_optimizer,
                                            layer_decay_multipliers)
 from tunekit.training.self_training import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, self_train
 from tunekit.training.state import StateCallback, TrainingState
-from tunekit.inputs.word_batches import check_tags, sentence_words, token_dataset, token_epochs
 
 
 MAX_SEED = 2**31 - 1
@@ -67,14 +65,6 @@ def _seed(seed):
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be an int from 0 to {MAX_SEED} (or None), got {seed!r}.")
     return int(seed)
-
-
-def _reject_mapping(x, what="texts"):
-    """A dict given as texts would be read as its keys: refused, saying how to pass it."""
-    if isinstance(x, Mapping):
-        raise TypeError(
-            f"Got a dict ({len(x)} item(s)) as the {what}: tunekit would read its keys as the {what}. Pass a list "
-            "(or array, Series) of texts; for {text: label} data: fit(list(data.keys()), list(data.values())).")
 
 
 def fingerprint(*values):
@@ -318,16 +308,14 @@ class Trainer:
     def _dataset(self, x, y=None, *, labels_required=True, batch_size=None):
         """Validates evaluation or prediction inputs -> their batches, in order."""
         batch_size = self._batch_size(batch_size)
-        if self.task.per_token:
-            words, tags = self._words_and_tags(x, y, labels_required=labels_required)
-            return token_dataset(self.model.preprocessor, words, tags, batch_size=batch_size)[0]
-        if isinstance(x, tf.data.Dataset):
+        kind = input_kind(self.task)
+        if isinstance(x, tf.data.Dataset) and kind.accepts_datasets:
             first_read, _ = self._read_dataset(x, y)
             dataset = tf_dataset(self.model.preprocessor, x, self.model.num_segments, batch_size=batch_size,
                                  encode_label=self._label_encoder(), first_read=first_read)
             return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(first_read.count / batch_size)))
-        segments, labels = self._texts_and_labels(x, y, labels_required=labels_required)
-        return text_dataset(self.model.preprocessor, segments, labels, batch_size=batch_size)
+        inputs, labels = kind.read(self.task, self.model.num_segments, x, y, labels_required=labels_required)
+        return kind.batches(self.model.preprocessor, inputs, labels, batch_size=batch_size)
 
     def _read_dataset(self, dataset, y):
         """A user's `tf.data.Dataset` -> (its `FirstRead`, its labels encoded or None without labels), read once
@@ -337,33 +325,10 @@ class Trainer:
         first_read = dataset_size_and_labels(dataset, self.model.num_segments)
         return first_read, None if first_read.labels is None else self.task.encode_labels(first_read.labels)
 
-    def _texts_and_labels(self, x, y, *, labels_required=True):
-        """In-memory texts and labels -> (validated segments, encoded labels or None)."""
-        _reject_mapping(x)
-        segments = split_segments(x, self.model.num_segments)
-        if y is None:
-            if labels_required:
-                raise ValueError("Labels are missing: pass fit(texts, labels) or a dataset of (text, label) pairs.")
-            return segments, None
-        labels = self.task.encode_labels(y)
-        if len(labels) != len(segments[0]):
-            raise ValueError(f"Got {len(segments[0])} texts but {len(labels)} labels; they must match one to one.")
-        return segments, labels
-
-    def _words_and_tags(self, x, y=None, *, labels_required=True):
-        """Per-token tasks: the words of every sentence, and their tag ids (None without `y`)."""
-        _reject_mapping(x, "sentences")
-        words = sentence_words(x)
-        if y is None:
-            if labels_required:
-                raise ValueError("Tags are missing: pass fit(sentences, tags), one list of tags per sentence.")
-            return words, None
-        tags = self.task.encode_labels(y)
-        check_tags(words, tags)
-        return words, tags
-
-    def _word_probabilities(self, words, batch_size):
-        return predict_words(self.model, words, batch_size=self._batch_size(batch_size))
+    def _read(self, x, y=None, *, labels_required=True):
+        """In-memory inputs and labels -> (inputs validated by the task's input kind: segments of texts or words of
+        sentences; the labels encoded by the task, or None without `y`)."""
+        return input_kind(self.task).read(self.task, self.model.num_segments, x, y, labels_required=labels_required)
 
     def _label_encoder(self):
         names = class_names(self.task)
@@ -398,7 +363,7 @@ class Trainer:
 
             callbacks.extend(log_callbacks(self.log_dir, every=self.log_every))
         names = class_names(self.task)
-        if names is not None and not self.task.per_token and chief:
+        if names is not None and not input_kind(self.task).takes_words and chief:  # one class per text
             callbacks.append(MajorityClassWarning(labels, names, self.learning_rate))
         for callback in callbacks:
             if isinstance(callback, StateCallback):
@@ -461,16 +426,8 @@ class Trainer:
         texts are tokenized (and words aligned with their pieces) once for all epochs.
         """
         preprocessor, batch_size = self.model.preprocessor, self.batch_size
-        if self.task.per_token:
-            words, tags = self._words_and_tags(x, y)
-            if self.augment is None:
-                batches = token_epochs(preprocessor, words, tags, batch_size=batch_size)
-            else:
-                batches = epochs_with(self.augment, lambda segments, tags: token_epochs(
-                    preprocessor, segments[0], tags, batch_size=batch_size), [words], tags)
-                augmented(self.augment, words[:1], tags[:1], 0)  # one that cannot keep tags aligned refuses now
-            return batches, tags, fingerprint(words, tags)
-        if isinstance(x, tf.data.Dataset):
+        kind = input_kind(self.task)
+        if isinstance(x, tf.data.Dataset) and kind.accepts_datasets:
             if self.augment is not None:
                 raise ValueError("augment= rewrites in-memory texts; a tf.data.Dataset is not. Pass lists of texts "
                                  "and labels, or augment inside your dataset (dataset.map).")
@@ -480,13 +437,10 @@ class Trainer:
             batches = dataset_epochs(preprocessor, x, self.model.num_segments, first_read, batch_size=batch_size,
                                      encode_label=self._label_encoder(), by_length=self.group_by_length)
             return batches, labels, fingerprint(first_read.count, labels)
-        segments, labels = self._texts_and_labels(x, y)
-        if self.augment is None:
-            batches = text_epochs(preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length)
-        else:
-            batches = epochs_with(self.augment, lambda segments, labels: text_epochs(
-                preprocessor, segments, labels, batch_size=batch_size, by_length=self.group_by_length), segments, labels)
-        return batches, labels, fingerprint(segments, labels)
+        inputs, labels = self._read(x, y)
+        batches = kind.epochs(preprocessor, inputs, labels, batch_size=batch_size, by_length=self.group_by_length,
+                              augment=self.augment)
+        return batches, labels, fingerprint(inputs, labels)
 
     def _validation(self, validation_data):
         if validation_data is None:
@@ -672,14 +626,11 @@ class Trainer:
         token classification: a list with one `[words, C]` array of tag probabilities per sentence (a sentence
         without words gets a `[0, C]` array). A few texts cost about what the model itself takes: see
         `tunekit.model.predict_texts`."""
-        if self.task.per_token:
-            _reject_mapping(x, "sentences")
-            return self._word_probabilities(sentence_words(x, allow_empty=True), batch_size)
-        if isinstance(x, tf.data.Dataset):
+        kind = input_kind(self.task)
+        if isinstance(x, tf.data.Dataset) and kind.accepts_datasets:
             return self.model.core.predict(self._dataset(x, labels_required=False, batch_size=batch_size), verbose=0)
-        _reject_mapping(x)
-        segments = split_segments(x, self.model.num_segments)
-        return predict_texts(self.model, segments, batch_size=self._batch_size(batch_size))
+        inputs = kind.read_unlabelled(x, self.model.num_segments)
+        return predict_inputs(self.model, inputs, batch_size=self._batch_size(batch_size))
 
     def predict_labels(self, x, *, batch_size=None):
         """Predicted labels: names (or class ids) for classification, lists of names for multilabel,
@@ -696,9 +647,9 @@ class Trainer:
         rmse, pearson, spearman. Token classification: `loss` (mean over words), entity-level `precision`,
         `recall`, `f1` (CoNLL's, for IOB tags) and `token_accuracy`.
         """
-        if self.task.per_token:
-            words, tags = self._words_and_tags(x, y)
-            probabilities = self._word_probabilities(words, batch_size)
+        if input_kind(self.task).takes_words:  # per word: the loss is the mean over the words of all sentences
+            words, tags = self._read(x, y)
+            probabilities = predict_inputs(self.model, words, batch_size=self._batch_size(batch_size))
             loss = float(self.task.loss()(np.concatenate(tags), np.concatenate(probabilities)))
             return {"loss": loss, **self.task.evaluate(tags, probabilities)}
         dataset = self._dataset(x, y, batch_size=batch_size)
