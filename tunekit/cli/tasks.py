@@ -1,8 +1,7 @@
-"""What `tunekit train` infers from training data by task kind: the only module of the CLI that looks at a task's name.
-
-Inferring the task and its labels from training data and reading labels from files (multi-label `a|b` strings,
-CoNLL tags) switch on the built-in tasks' names here. Predictions are not: the task turns model or artifact
-outputs into JSON records itself (`Task.records`, `Artifact.records`).
+"""What `tunekit train` infers from training data: the task when the config names none (CoNLL data: token
+classification, float labels: regression, else classification) and, by asking the task's class, its label names
+or class count (`Task.arguments_from_labels`), how it reads a file's labels (`Task.labels_from_strings`: multi-label
+`a|b` strings) and whether it reads CoNLL words. Predictions are the task's too (`Task.records`, `Artifact.records`).
 
 Example:
 
@@ -18,20 +17,30 @@ TASK_NAMES = ("classification", "multilabel", "regression", "token_classificatio
 TOKEN_CLASSIFICATION = "token_classification"
 
 
+def _task_class(task_name):
+    """The registered task class of `task_name`, or None (no task named yet, or an unknown one that the settings
+    refuse)."""
+    from tunekit.heads import TASKS
+
+    return TASKS.get(task_name)
+
+
 def reads_conll(task_name):
-    """Whether the task's labelled data is CoNLL (one word and tag per line).
+    """Whether the task's labelled data is CoNLL (one word and tag per line): the task reads words.
 
     >>> reads_conll("token_classification"), reads_conll("classification")
     (True, False)
     """
-    return task_name == TOKEN_CLASSIFICATION
+    from tunekit.inputs import input_kind
+
+    task_class = _task_class(task_name)
+    return task_class is not None and input_kind(task_class).takes_words
 
 
 def labels_from_data(task_name, labels):
     """The labels of a CSV/JSONL file as the task takes them: for multilabel, `"a|b"` strings become name lists."""
-    if task_name == "multilabel" and labels.dtype.kind in "OUS":
-        return [[name for name in str(names).split("|") if name] for names in labels]
-    return labels
+    task_class = _task_class(task_name)
+    return labels if task_class is None else task_class.labels_from_strings(labels)
 
 
 def infer_head(head, data_format_is_conll, labels, label_names):
@@ -44,19 +53,9 @@ def infer_head(head, data_format_is_conll, labels, label_names):
             head["task"] = "regression"
         else:
             head["task"] = "classification"
-    task = head["task"]
-    if task == TOKEN_CLASSIFICATION and head.get("labels") is None:
-        head["labels"] = sorted({tag for tags in labels for tag in tags}, key=lambda tag: (tag != "O", tag))
-    elif task == "multilabel" and head.get("labels") is None and head.get("num_classes") is None:
-        head["labels"] = sorted({name for names in labels for name in names})
-    elif task == "classification" and head.get("labels") is None and head.get("num_classes") is None:
-        array = np.asarray(labels)
-        if label_names is not None:
-            head["labels"] = label_names
-        elif array.dtype.kind in "OUS":
-            head["labels"] = sorted({str(label) for label in array})
-        elif array.dtype.kind in "iu":
-            head["num_classes"] = max(2, int(array.max()) + 1)
+    task_class = _task_class(head["task"])
+    if task_class is not None:
+        head.update(task_class.arguments_from_labels(labels, label_names=label_names, given=head))
     if isinstance(head.get("labels"), str):
         head["labels"] = [name.strip() for name in head["labels"].split(",") if name.strip()]
     return head

@@ -28,6 +28,20 @@ class ClassificationTask(Task):
                        text_pairs=False):
         return cls(num_classes=num_classes, labels=labels)
 
+    @classmethod
+    def arguments_from_labels(cls, labels, *, label_names=None, given=None):
+        given = given or {}
+        if given.get("labels") is not None or given.get("num_classes") is not None:
+            return {}
+        array = np.asarray(labels)
+        if label_names is not None:
+            return {"labels": label_names}
+        if array.dtype.kind in "OUS":
+            return {"labels": sorted({str(label) for label in array})}
+        if array.dtype.kind in "iu":
+            return {"num_classes": max(2, int(array.max()) + 1)}
+        return {}
+
     def __init__(self, num_classes=None, labels=None):
         self.index = None
         if labels is not None:

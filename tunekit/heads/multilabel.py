@@ -27,6 +27,20 @@ class MultilabelTask(Task):
                        text_pairs=False):
         return cls(labels=labels, num_labels=num_classes, threshold=threshold)
 
+    @classmethod
+    def labels_from_strings(cls, labels):
+        """`"a|b"` strings (a file's label column) -> lists of names."""
+        if labels.dtype.kind in "OUS":
+            return [[name for name in str(names).split("|") if name] for names in labels]
+        return labels
+
+    @classmethod
+    def arguments_from_labels(cls, labels, *, label_names=None, given=None):
+        given = given or {}
+        if given.get("labels") is not None or given.get("num_classes") is not None:
+            return {}
+        return {"labels": sorted({name for names in labels for name in names})}
+
     def __init__(self, labels=None, num_labels=None, threshold=0.5):
         self.index = None
         if labels is not None:

@@ -45,6 +45,18 @@ class Task:
                              f"attach_head(backbone, {cls.__name__}(...)).")
         return cls(labels=labels) if labels is not None else cls()
 
+    @classmethod
+    def labels_from_strings(cls, labels):
+        """Labels read from a CSV/JSONL column (a numpy array) -> as `encode_labels` takes them. Default: as read."""
+        return labels
+
+    @classmethod
+    def arguments_from_labels(cls, labels, *, label_names=None, given=None):
+        """`from_arguments` arguments inferred from training labels (`tunekit train` without them in its config),
+        for those the `given` ones leave out; `label_names`: the names a named dataset gives its class ids.
+        Default: none."""
+        return {}
+
     def features(self, encoder_outputs, input_mask, *, pooling):
         """What the head reads (Keras tensors): the pooled sentence vector `[B, H]`, or for a per-token task the
         encoder's `sequence_output` `[B, T, H]`."""

@@ -56,6 +56,12 @@ class TokenClassificationTask(Task):
             )
         return cls(labels=labels)
 
+    @classmethod
+    def arguments_from_labels(cls, labels, *, label_names=None, given=None):
+        if (given or {}).get("labels") is not None:
+            return {}
+        return {"labels": sorted({tag for tags in labels for tag in tags}, key=lambda tag: (tag != "O", tag))}
+
     def __init__(self, labels=None):
         if labels is None or isinstance(labels, str) or len(labels) < 2:
             raise ValueError(
