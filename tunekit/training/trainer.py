@@ -114,8 +114,9 @@ def reseed_dropout(model, seed):
 
 
 def class_names(task):
-    """The label names of a task whose labels are class ids (one class per text or per word), else None."""
-    return getattr(task, "labels", None) if isinstance(task.loss(), keras.losses.SparseCategoricalCrossentropy) else None
+    """The label names of a task whose labels are class ids (one class per text or per word: `Task.single_class`),
+    else None."""
+    return getattr(task, "labels", None) if task.single_class else None
 
 
 def class_weight_vector(class_weight, task, num_classes, labels):
@@ -123,7 +124,7 @@ def class_weight_vector(class_weight, task, num_classes, labels):
 
     "balanced" weighs class c by `n / (num_classes * n_c)` over the training labels (scikit-learn's formula).
     """
-    if not isinstance(task.loss(), keras.losses.SparseCategoricalCrossentropy):
+    if not task.single_class:
         raise ValueError("class_weight applies to classification and token classification (one class per text or "
                          f"word); this model's task is {task.get_config()['name']!r}.")
     if isinstance(class_weight, str):
