@@ -139,7 +139,8 @@ class MajorityClassWarning(StateCallback):
     learning rate too low for the backbone or too little training looks like, and easy to miss in a loss curve.
 
     Args:
-        labels: the training labels (class ids).
+        labels: the training labels (class ids; negative ids, e.g. examples that only have a teacher's soft labels
+            in distillation, are not counted; labels that are not class ids turn the warning off).
         names: the label names.
         learning_rate: the run's peak learning rate (named in the warning).
         margin: how close to the majority share counts as "no better".
@@ -147,14 +148,17 @@ class MajorityClassWarning(StateCallback):
 
     def __init__(self, labels, names, learning_rate, margin=0.02):
         super().__init__()
-        counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=len(names))
-        self.majority, self.share = names[int(np.argmax(counts))], counts.max() / max(counts.sum(), 1)
+        labels = np.asarray(labels)
+        ids = labels[labels >= 0] if labels.ndim == 1 and labels.dtype.kind in "iu" else np.zeros([0], np.int64)
+        counts = np.bincount(ids.astype(np.int64), minlength=len(names))
+        self.majority = names[int(np.argmax(counts))]
+        self.share = counts.max() / counts.sum() if counts.sum() else None
         self.learning_rate, self.margin = learning_rate, margin
 
     def on_train_end(self, logs=None):
         history = self.state.history
         name = "val_accuracy" if history.get("val_accuracy") else "accuracy"
-        if self.state.diverged is not None or not history.get(name):
+        if self.share is None or self.state.diverged is not None or not history.get(name):
             return
         accuracy = history[name][-1]
         if accuracy <= self.share + self.margin:
