@@ -115,14 +115,14 @@ def test_fit_refuses_a_dict_of_texts():
 def test_divergence_stops_training_with_a_clear_error_and_keeps_the_last_good_weights(tmp_path):
     texts, labels = sentiment_texts(32)
     model = tiny("regression")
-    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=8, verbose=0, seed=0,
+    trainer = tk.Trainer(model, learning_rate=1e-3, epochs=2, batch_size=8, verbose=0, seed=0,
                          checkpoint_dir=tmp_path / "ckpt")
-    trainer.fit(texts, labels.astype("float32"))
+    trainer.fit(texts, labels.astype("float32"), epochs=1)
     good = [weight.numpy() for weight in model.core.weights]
     # Targets far from 0 that nobody scaled: the squared error overflows float32 at the first step.
     with pytest.raises(FloatingPointError, match=r"Training diverged: the training loss became inf at batch 1 of "
                                                  r"epoch 2 \(learning_rate=0.001.*put back to those after epoch 1"):
-        trainer.fit(texts, np.full(len(texts), 1e38, "float32"))
+        trainer.fit(texts, np.full(len(texts), 1e38, "float32"), epochs=1)
     assert all(np.array_equal(before, weight.numpy()) for before, weight in zip(good, model.core.weights))
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-01.weights.h5", "tunekit.json"]  # no NaN checkpoint
     assert trainer.history == {}  # reset: the next fit starts afresh
