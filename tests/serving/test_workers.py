@@ -83,15 +83,19 @@ def workers_server(exports, tmp_path_factory):
 def test_both_workers_answer_and_metrics_add_up_exactly(workers_server):
     url = workers_server.url
     before = httpx.get(url + "/metrics").text
-    answers = _predict_concurrently(url, 40)
-    assert [answer.status_code for answer in answers] == [200] * 40
-    after = httpx.get(url + "/metrics").text
-    assert _predictions_ok(after) - _predictions_ok(before) == 40  # summed over the two processes
-    served = {pid: count - _worker_requests(before).get(pid, 0) for pid, count in _worker_requests(after).items()}
+    # Which worker accepts a connection is up to the kernel: send rounds of 40 until both have answered some.
+    for rounds in range(1, 6):
+        answers = _predict_concurrently(url, 40)
+        assert [answer.status_code for answer in answers] == [200] * 40
+        after = httpx.get(url + "/metrics").text
+        served = {pid: count - _worker_requests(before).get(pid, 0) for pid, count in _worker_requests(after).items()}
+        if len(served) == 2 and min(served.values()) > 0:
+            break
+    assert _predictions_ok(after) - _predictions_ok(before) == 40 * rounds  # summed over the two processes
     workers = set(_children(workers_server.process.pid))
     assert len(served) == 2 and set(served) <= workers, (served, workers)
     assert all(count > 0 for count in served.values()), served
-    assert sum(served.values()) == 40 + 1  # the predictions, and the first /metrics request
+    assert sum(served.values()) == 41 * rounds  # the predictions, and one /metrics request a round
     assert 'tunekit_model_ready{model="sentiment",version="1"} 1.0' in after
 
 
@@ -153,22 +157,30 @@ def test_the_rate_limit_holds_for_the_whole_server_not_per_worker(exports, tmp_p
         process.wait_until("/v2/health/ready", timeout=240)
 
         async def send_all():
-            async def one():  # a connection each, so that both workers take some
+            async def one():  # a connection each, so that both workers may take some
                 async with httpx.AsyncClient(base_url=process.url, headers=AUTH, timeout=60) as client:
                     return await client.get("/v1/models/sentiment/labels")
 
             return await asyncio.gather(*(one() for _ in range(30)))
 
+        # Which worker accepts a connection is up to the kernel: one worker may take a whole round, so send rounds
+        # until both have answered some (the bucket of 10 is spent in the first round; every later request is 429).
         before = httpx.get(process.url + "/metrics").text
-        statuses = [answer.status_code for answer in asyncio.run(send_all())]
-        metrics = httpx.get(process.url + "/metrics").text
+        statuses, rounds = [], 0
+        while rounds < 10:
+            statuses += [answer.status_code for answer in asyncio.run(send_all())]
+            rounds += 1
+            metrics = httpx.get(process.url + "/metrics").text
+            taken = [count - _worker_requests(before).get(pid, 0) for pid, count in _worker_requests(metrics).items()]
+            if len(taken) == 2 and min(taken) > 0:
+                break
     finally:
         process.stop()
-    assert sorted(statuses) == [200] * 10 + [429] * 20  # one bucket of 10 (1/min refills nothing meanwhile)
-    assert re.search(r'^tunekit_rate_limited_requests_total\{api_key="1"\} 20\.0$', metrics, re.M)
-    # Both workers took some of the 30: with a bucket per process, more than 10 would have passed.
-    taken = [count - _worker_requests(before).get(pid, 0) for pid, count in _worker_requests(metrics).items()]
-    assert len(taken) == 2 and min(taken) > 0 and sum(taken) == 30 + 1, taken
+    sent = 30 * rounds
+    assert sorted(statuses) == [200] * 10 + [429] * (sent - 10)  # one bucket of 10 (1/min refills nothing meanwhile)
+    assert re.search(rf'^tunekit_rate_limited_requests_total\{{api_key="1"\}} {sent - 10}\.0$', metrics, re.M)
+    # Both workers took some: with a bucket per process, more than 10 would have passed.
+    assert len(taken) == 2 and min(taken) > 0 and sum(taken) == sent + rounds, taken
 
 
 def test_a_worker_that_cannot_load_its_model_stops_the_server_with_exit_1(exports, tmp_path):
