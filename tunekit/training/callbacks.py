@@ -163,9 +163,9 @@ class MajorityClassWarning(StateCallback):
         accuracy = history[name][-1]
         if accuracy <= self.share + self.margin:
             warnings.warn(
-                f"The run ended with {name} {accuracy:.3f}, about the share of its most common label "
-                f"{self.majority!r} ({self.share:.3f}): the model may predict {self.majority!r} for nearly every "
-                f"text. A higher learning rate often helps small backbones or small data (learning_rate="
+                f"The run ended with {name} {accuracy:.3f}, no better than always predicting its most common "
+                f"label {self.majority!r} ({self.share:.3f} of the training labels): the model has learned little "
+                f"and may predict {self.majority!r} for nearly every text. A higher learning rate often helps small backbones or small data (learning_rate="
                 f"{self.learning_rate:g} here" + ("; 1e-4 suits MiniLM-size encoders" if self.learning_rate < 1e-4
                                                   else "") + "), as do more epochs or more data.",
                 UserWarning, stacklevel=2)
