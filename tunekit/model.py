@@ -25,14 +25,13 @@ through the `tf.data` pipeline, which tokenizes in parallel with the model. Both
 (within 1e-6). The function is rebuilt when the model's variables change (e.g. LoRA enabled after a call).
 Calls are thread-safe: the graph is traced once under a lock, and running it holds no shared state.
 
-Example:
+Example, with `backbone` a tiny test encoder (a real one: `tk.load_backbone("minilm-l6", seq_length=64)`):
 
 >>> import tunekit as tk
->>> backbone = tk.load_backbone("minilm-l6", seq_length=64)                        # doctest: +SKIP
->>> model = tk.attach_head(backbone, "classification", labels=["neg", "pos"])       # doctest: +SKIP
->>> model(["What a film!"]).shape                                                   # doctest: +SKIP
+>>> model = tk.attach_head(backbone, "classification", labels=["neg", "pos"])
+>>> model(["What a film!"]).shape
 TensorShape([1, 2])
->>> model.predict(["What a film!", "Dull."]).shape                                  # doctest: +SKIP
+>>> model.predict(["What a film!", "Dull."]).shape
 (2, 2)
 """
 

@@ -10,9 +10,12 @@ multiple of 8) so that short texts don't pay for `seq_length`.
 
 Example:
 
->>> ds = text_dataset(model.preprocessor, ["good", "bad"], labels=[1, 0], batch_size=2)  # doctest: +SKIP
->>> next(iter(ds))[0]["input_word_ids"].shape                                               # doctest: +SKIP
+>>> ds = text_dataset(model.preprocessor, [["good", "bad"]], labels=np.array([1, 0]), batch_size=2)
+>>> ids, labels = next(iter(ds))
+>>> ids["input_word_ids"].shape      # [CLS] good [SEP]: 3 tokens, padded to 8, not to seq_length
 TensorShape([2, 8])
+>>> labels.numpy().tolist()
+[1, 0]
 """
 
 from typing import NamedTuple, Optional
@@ -156,8 +159,13 @@ def text_epochs(preprocessor, segments, labels, *, batch_size, by_length=False):
 
     Example:
 
-    >>> batches = text_epochs(preprocessor, [texts], labels, batch_size=32)   # doctest: +SKIP
-    >>> first_epoch = list(batches(0, seed=1))                                 # doctest: +SKIP
+    >>> batches = text_epochs(backbone.preprocessor, [texts], labels, batch_size=4)
+    >>> first_epoch = list(batches(0, seed=1))
+    >>> len(first_epoch), first_epoch[0][0]["input_word_ids"].shape
+    (2, TensorShape([4, 16]))
+    >>> order = [y.numpy().tolist() for _, y in first_epoch]
+    >>> [y.numpy().tolist() for _, y in batches(0, seed=1)] == order   # the same epoch and seed: the same order
+    True
     """
     examples, count = _text_examples(preprocessor, segments, labels)
     return shuffled_epochs(examples, count, batch_size=batch_size, by_length=by_length)

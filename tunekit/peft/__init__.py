@@ -9,14 +9,14 @@
 
 Measured on SST-2 and IMDB: benchmarks/peft.py, docs/peft.md.
 
-Example:
+Example, on the tiny test encoder `encoder_dir` (a real one: `tk.load_backbone("minilm-l6", seq_length=128)`):
 
 >>> import tunekit as tk
->>> backbone = tk.load_backbone("minilm-l6", seq_length=128)                                    # doctest: +SKIP
+>>> backbone = tk.load_backbone(encoder_dir, seq_length=16)
 >>> model = tk.attach_head(tk.peft.enable_lora(backbone, targets="all"), "classification",
-...                        labels=["negative", "positive"])                                      # doctest: +SKIP
->>> tk.Trainer(model, learning_rate=1e-3, epochs=2).fit(texts, labels)                           # doctest: +SKIP
->>> tk.peft.save_adapter(model, "sentiment_adapter")                                            # doctest: +SKIP
+...                        labels=["negative", "positive"])
+>>> history = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=4, verbose=0).fit(texts, labels)
+>>> path = tk.peft.save_adapter(model, "sentiment_adapter")     # adapters + head only
 """
 
 from tunekit.backbones.bert import PROJECTIONS

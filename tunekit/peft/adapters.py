@@ -8,12 +8,27 @@ checks all of it before changing anything (an edited `tunekit.json`, e.g. anothe
 checksum), and refuses an adapter for another base (weights hash), or, when loading into an existing LoRA model,
 with other targets, rank or alpha.
 
-Example:
+Example, on the tiny test encoder `encoder_dir` (a real one: `tk.load_backbone("minilm-l6")`): two adapters on
+one backbone, each stored on its own:
 
->>> tk.peft.save_adapter(model, "sentiment_adapter")                                    # doctest: +SKIP
->>> backbone = tk.load_backbone("minilm-l6")                                            # doctest: +SKIP
->>> sentiment = tk.peft.load_adapter("sentiment_adapter", backbone)                     # doctest: +SKIP
->>> topic = tk.peft.load_adapter("topic_adapter", backbone)     # same encoder, no copy  # doctest: +SKIP
+>>> import os
+>>> backbone = tk.load_backbone(encoder_dir, seq_length=16)
+>>> sentiment = tk.attach_head(tk.peft.enable_lora(backbone), "classification", labels=["neg", "pos"])
+>>> topic = tk.attach_head(tk.peft.enable_lora(backbone), "classification", labels=["sport", "politics", "arts"])
+>>> # ... train both with tk.Trainer, then store only what trained:
+>>> path = tk.peft.save_adapter(sentiment, "sentiment_adapter")
+>>> sorted(os.listdir(path))
+['adapter.npz', 'tunekit.json']
+>>> path = tk.peft.save_adapter(topic, "topic_adapter")
+
+Later, on a freshly loaded base backbone (here the same one):
+
+>>> sentiment = tk.peft.load_adapter("sentiment_adapter", backbone)
+>>> topic = tk.peft.load_adapter("topic_adapter", backbone)     # same encoder, no copy
+>>> sentiment.encoder.encoder is topic.encoder.encoder
+True
+>>> topic.task.labels
+['sport', 'politics', 'arts']
 """
 
 import hashlib

@@ -7,14 +7,18 @@ on the side rather than folded into `W` at every step (which Keras' own `Dense.e
 pass then needs no gradient of the full `W`. Several `LoraEncoder`s can wrap one encoder, so several adapters
 share a single copy of the base weights in memory.
 
-Example:
+Example, on the tiny test encoder `encoder_dir` (a real one: `tk.load_backbone("minilm-l6", seq_length=128)`):
 
 >>> import tunekit as tk
->>> backbone = tk.load_backbone("minilm-l6", seq_length=128)                                   # doctest: +SKIP
->>> lora = tk.peft.enable_lora(backbone, rank=8, alpha=16, targets=("query", "value"))          # doctest: +SKIP
->>> model = tk.attach_head(lora, "classification", labels=["neg", "pos"])                      # doctest: +SKIP
->>> tk.Trainer(model, learning_rate=1e-3, epochs=2).fit(texts, labels)                          # doctest: +SKIP
->>> tk.export_model(tk.peft.merge_lora(model), "serving")     # a plain model: no adapter cost  # doctest: +SKIP
+>>> backbone = tk.load_backbone(encoder_dir, seq_length=16)
+>>> lora = tk.peft.enable_lora(backbone, rank=8, alpha=16, targets=("query", "value"))
+>>> sorted(lora.encoder.factors)                    # (block, projection) pairs that get adapters
+[(0, 'query'), (0, 'value'), (1, 'query'), (1, 'value')]
+>>> model = tk.attach_head(lora, "classification", labels=["neg", "pos"])
+>>> history = tk.Trainer(model, learning_rate=1e-3, epochs=1, batch_size=4, verbose=0).fit(texts, labels)
+>>> merged = tk.peft.merge_lora(model)             # a plain model: no adapter cost
+>>> type(merged.encoder).__name__                   # export it as usual: tk.export_model(merged, "serving")
+'BertEncoder'
 """
 
 import dataclasses
@@ -188,8 +192,11 @@ def enable_lora(backbone, *, rank=8, alpha=16, targets=DEFAULT_TARGETS, dropout=
 
     Example:
 
-    >>> lora = enable_lora(backbone, rank=8, targets="all")                      # doctest: +SKIP
-    >>> model = tk.attach_head(lora, "classification", num_classes=2)           # doctest: +SKIP
+    >>> backbone = tk.load_backbone(encoder_dir, seq_length=16)    # e.g. tk.load_backbone("minilm-l6")
+    >>> lora = enable_lora(backbone, rank=8, targets="all")
+    >>> model = tk.attach_head(lora, "classification", num_classes=2)
+    >>> len(lora.encoder.factors), backbone.encoder.trainable   # 2 blocks x 6 projections; the base is frozen
+    (12, False)
     """
     if not isinstance(backbone, Backbone):
         raise TypeError(f"enable_lora needs a Backbone from tunekit.load_backbone, got {type(backbone).__name__}.")
