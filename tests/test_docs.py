@@ -39,19 +39,31 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def example_globals(hub_models, model_garden):
+def example_globals(hub_models, model_garden, tmp_path_factory):
     """What docstring examples may use without defining it: `tk`, `tf`, `np`, and a tiny `backbone`, `model`
     (classification, labels "neg"/"pos"), `texts` and `labels` (the examples' stand-ins for a real encoder and data),
-    and `encoder_dir`, a TF Hub BERT encoder folder exported by TF Model Garden."""
+    `encoder_dir` and `preprocessor_dir`, a TF Hub BERT encoder and its preprocessor exported by TF Model Garden (the
+    encoder loads as a native encoder),
+    `artifact_dir`, a LiteRT int8 artifact (`tunekit.deploy.export_tflite`) of an untrained "neg"/"pos" classifier
+    on that encoder, and `data_dir`, the folder of the shared public datasets, where conftest.py's `shared_data`
+    looks (the dataset readers' examples read sst2/, rt_polarity/ and stsb/ in it; not checked here, so without
+    the data only those examples fail)."""
     import numpy as np
     import tensorflow as tf
     from sample_texts import sentiment_texts
 
+    from tunekit.deploy import export_tflite
+
     texts, labels = sentiment_texts(8)
     backbone = tunekit.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16)
     model = tunekit.attach_head(backbone, "classification", labels=["neg", "pos"], seed=0)
+    native = tunekit.attach_head(tunekit.load_backbone(model_garden["encoder"], seq_length=16), "classification",
+                                 labels=["neg", "pos"], seed=0)
+    artifact_dir = export_tflite(native, tmp_path_factory.mktemp("artifact") / "imdb_int8")
     return {"tk": tunekit, "tf": tf, "np": np, "backbone": backbone, "model": model, "texts": texts,
-            "labels": labels, "encoder_dir": model_garden["encoder"]}
+            "labels": labels, "encoder_dir": model_garden["encoder"], "preprocessor_dir": model_garden["preprocessor"],
+            "artifact_dir": artifact_dir,
+            "data_dir": os.environ.get("TUNEKIT_SHARED_DATA") or str(ROOT.parent / "shared" / "data")}
 
 
 @pytest.mark.parametrize("name", MODULES + ["tunekit"])

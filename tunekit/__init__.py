@@ -3,12 +3,13 @@
 `import tunekit` is light: the names below are imported (with TensorFlow) on first use.
 
 >>> import tunekit as tk
->>> backbone = tk.load_backbone("minilm-l6", seq_length=128)                          # doctest: +SKIP
->>> model = tk.attach_head(backbone, "classification", labels=["negative", "positive"]) # doctest: +SKIP
->>> trainer = tk.Trainer(model, learning_rate=5e-5, epochs=2)                          # doctest: +SKIP
->>> trainer.fit(texts, labels)                                                        # doctest: +SKIP
+>>> backbone = tk.load_backbone("minilm-l6", seq_length=128)
+>>> model = tk.attach_head(backbone, "classification", labels=["negative", "positive"])
+>>> trainer = tk.Trainer(model, learning_rate=5e-5, epochs=2)
 >>> "minilm-l6" in tk.list_backbones()
 True
+
+`trainer.fit(texts, labels)` then fine-tunes it on raw texts and their labels (see `tunekit.Trainer`).
 """
 
 import os as _os

@@ -11,8 +11,8 @@ error that says how to proceed offline.
 Example:
 
 >>> from tunekit.hub_handles import resolve_handle
->>> resolve_handle("/models/my_bert_encoder")  # doctest: +SKIP
-'/models/my_bert_encoder'
+>>> resolve_handle(encoder_dir) == encoder_dir   # a local SavedModel folder, e.g. "/models/my_bert_encoder": itself
+True
 """
 
 import contextlib

@@ -3,8 +3,8 @@
 Example:
 
 >>> import tunekit as tk
->>> backbone = tk.load_backbone("minilm-l6", seq_length=128)       # doctest: +SKIP
->>> backbone.preprocessor.seq_length, backbone.pooling             # doctest: +SKIP
+>>> backbone = tk.load_backbone("minilm-l6", seq_length=128)
+>>> backbone.preprocessor.seq_length, backbone.pooling
 (128, 'mean')
 """
 
@@ -53,8 +53,8 @@ class Backbone:
     def describe(self):
         """A few lines saying what this backbone is: encoder path and size, preprocessor, `seq_length`, pooling.
 
-        >>> print(tk.load_backbone("minilm-l6").describe())                    # doctest: +SKIP
-        minilm-l6: native BertEncoder read from the Hugging Face checkpoint '...'
+        >>> print(tk.load_backbone("minilm-l6").describe())
+        minilm-l6: native BertEncoder read from the Hugging Face checkpoint ...
           encoder: BertEncoder, 6 layers, hidden 384, 22,713,216 weights
           preprocessor: WordPiecePreprocessor, seq_length 128, pooling 'mean'
         """
@@ -105,7 +105,14 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", trainable=T
 
     Example:
 
-    >>> backbone = load_backbone("/path/to/bert_encoder", preprocessor="/path/to/bert_preprocess")  # doctest: +SKIP
+    A local TF Hub encoder folder and preprocessor folder (here TF Model Garden exports of a tiny test BERT; in
+    general e.g. `load_backbone("/path/to/bert_encoder", preprocessor="/path/to/bert_preprocess")`):
+
+    >>> backbone = load_backbone(encoder_dir, preprocessor=preprocessor_dir, seq_length=16)
+    >>> print(backbone.describe())
+    /...: native BertEncoder converted from the TF Hub SavedModel '...' (outputs within ... of the SavedModel's; ...)
+      encoder: BertEncoder, 2 layers, hidden 32, 21,504 weights
+      preprocessor: HubPreprocessor, seq_length 16, pooling 'pooled'
     """
     validate_seq_length(seq_length)
     validate_truncation(truncation)

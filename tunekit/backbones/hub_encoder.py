@@ -8,8 +8,10 @@ files save and restore them.
 
 Example:
 
->>> encoder = HubEncoder("https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2")  # doctest: +SKIP
->>> len(encoder.trainable_weights) > 0                                                              # doctest: +SKIP
+>>> # a local folder (here a tiny test export) or a URL, e.g.
+>>> # "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"
+>>> encoder = HubEncoder(encoder_dir)
+>>> len(encoder.trainable_weights) > 0
 True
 """
 

@@ -14,16 +14,17 @@ classification `probabilities`, `class_id`, `label`; multi-label `probabilities`
 tunekit reads, and every file is checked against the checksum it records, so a truncated or swapped file, an
 edited label name or a missing manifest is reported by name instead of loaded (see `tunekit.formats.read_manifest`).
 
-Example:
+Example, on `artifact_dir`: the folder `export_tflite(model, "imdb_int8")` wrote for a tiny, untrained test
+classifier with labels "neg"/"pos" (a fine-tuned model's labels are right where these are arbitrary):
 
 >>> from tunekit.deploy import load_artifact
->>> artifact = load_artifact("imdb_int8")                         # doctest: +SKIP
->>> artifact.kind, artifact.labels                                # doctest: +SKIP
-('tflite', ['negative', 'positive'])
->>> artifact.predict(["A masterpiece."])["label"]                 # doctest: +SKIP
-array(['positive'], dtype=object)
->>> artifact.predict_labels(["A masterpiece.", "Dull."])          # doctest: +SKIP
-['positive', 'negative']
+>>> artifact = load_artifact(artifact_dir)
+>>> artifact.kind, artifact.labels
+('tflite', ['neg', 'pos'])
+>>> artifact.predict(["A masterpiece."])["label"]                 # fine-tuned: array(['pos'], dtype=object)
+array(['...'], dtype=object)
+>>> artifact.predict_labels(["A masterpiece.", "Dull."])          # fine-tuned: ['pos', 'neg']
+['...', '...']
 """
 
 import os

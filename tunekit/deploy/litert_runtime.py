@@ -7,9 +7,11 @@ interpreter.
 
 Example:
 
->>> runtime, runner = open_interpreter("imdb_int8/model.tflite", num_segments=1,  # doctest: +SKIP
+>>> import os
+>>> model_file = os.path.join(artifact_dir, "model.tflite")     # artifact_dir: written by export_tflite
+>>> runtime, runner = open_interpreter(model_file, num_segments=1,
 ...                                    task={"name": "classification", "num_classes": 2})
->>> runner(text=np.array(["A masterpiece."], dtype=object))["probabilities"].shape  # doctest: +SKIP
+>>> runner(text=np.array(["A masterpiece."], dtype=object))["probabilities"].shape
 (1, 2)
 """
 

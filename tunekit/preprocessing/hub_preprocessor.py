@@ -4,8 +4,9 @@ Example:
 
 >>> import tensorflow as tf
 >>> from tunekit.preprocessing.hub_preprocessor import HubPreprocessor
->>> pre = HubPreprocessor("https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3", seq_length=64)  # doctest: +SKIP
->>> pre(tf.constant(["Hello world"]))["input_word_ids"].shape                                          # doctest: +SKIP
+>>> # a local folder (here a tiny test export) or a URL: "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+>>> pre = HubPreprocessor(preprocessor_dir, seq_length=64)
+>>> pre(tf.constant(["Hello world"]))["input_word_ids"].shape
 TensorShape([1, 64])
 """
 
