@@ -19,9 +19,7 @@ whose weights hold NaN or infinite values (a diverged training run) is refused b
 
 Example:
 
->>> path = tk.save_model(model, "imdb_model")
->>> tk.load_model(path).task.labels
-['neg', 'pos']
+>>> path = tk.save_model(model, "imdb_model")      # tk.load_model(path) restores it
 >>> path = tk.export_model(model, "imdb_serving")
 >>> serve = tf.saved_model.load("imdb_serving").signatures["serving_default"]
 >>> outputs = serve(text=tf.constant(["A masterpiece."]))

@@ -112,10 +112,6 @@ def save_backbone(backbone, directory):
     >>> path = save_backbone(backbone, "my_tfhub")
     >>> sorted(os.listdir(path))
     ['backbone.json', 'encoder', 'preprocessor', 'tunekit.json']
-    >>> print(tk.load_backbone("my_tfhub", seq_length=16).describe())    # read back on the SavedModel path
-    my_tfhub: HubEncoder over the TF Hub SavedModel '...' (not converted: ...)
-      encoder: HubEncoder, 2 layers, hidden 32, 21,518 weights
-      preprocessor: HubPreprocessor, seq_length 16, pooling 'pooled'
     """
     from tunekit.backbones.bert import BertEncoder
     from tunekit.preprocessing.wordpiece import WordPiecePreprocessor, save_hub_preprocessor

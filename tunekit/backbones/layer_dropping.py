@@ -13,9 +13,11 @@ Example:
 
 >>> import tunekit as tk
 >>> from tunekit.backbones.layer_dropping import drop_layers
->>> backbone = tk.load_backbone("minilm-l6", seq_length=128)        # doctest: +SKIP
->>> small = drop_layers(backbone, keep=3)        # the bottom 3 of 6 blocks  # doctest: +SKIP
->>> model = tk.attach_head(small, "classification", num_classes=2)  # doctest: +SKIP
+>>> backbone = tk.load_backbone("minilm-l6", seq_length=128)
+>>> small = drop_layers(backbone, keep=3)        # the bottom 3 of 6 blocks
+>>> backbone.encoder.num_layers, small.encoder.num_layers
+(6, 3)
+>>> model = tk.attach_head(small, "classification", num_classes=2)
 """
 
 import dataclasses

@@ -12,8 +12,10 @@ only be frozen whole: `load_backbone(..., trainable=False)`.
 Example:
 
 >>> import tunekit as tk
->>> backbone = tk.peft.freeze_layers(tk.load_backbone("minilm-l6"), 3)    # embeddings + layers 0-2   # doctest: +SKIP
->>> model = tk.attach_head(backbone, "classification", num_classes=2)                                 # doctest: +SKIP
+>>> backbone = tk.peft.freeze_layers(tk.load_backbone("minilm-l6"), 3)    # embeddings + layers 0-2
+>>> model = tk.attach_head(backbone, "classification", num_classes=2)
+>>> backbone.encoder.num_frozen_layers
+3
 """
 
 from tunekit.backbones.backbone import Backbone

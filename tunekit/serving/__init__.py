@@ -3,8 +3,10 @@
 Needs the `serve` extra (`pip install "tunekit[serve]"`). From the command line:
 `tunekit serve EXPORT_DIR --name NAME --port PORT` (see docs/serving.md); embedded in Python:
 
+>>> import pathlib
 >>> from tunekit.serving import create_app, load_api_keys
->>> app = create_app({"imdb": "exports/imdb"}, api_keys=load_api_keys())   # doctest: +SKIP
+>>> _ = pathlib.Path("api_keys.txt").write_text("k1-0123456789abcdef")    # one key a line; or $TUNEKIT_API_KEYS
+>>> app = create_app({"imdb": artifact_dir}, api_keys=load_api_keys("api_keys.txt"))   # e.g. "exports/imdb"
 
 This package imports no server dependency until `create_app` is called.
 """

@@ -7,7 +7,13 @@ new one, and is sent back in `X-Request-ID`.
 
 Example:
 
->>> app = AccessLogMiddleware(starlette_app, metrics=ServingMetrics())     # doctest: +SKIP
+>>> from starlette.applications import Starlette
+>>> from starlette.testclient import TestClient
+>>> from tunekit.serving.metrics import ServingMetrics
+>>> app = AccessLogMiddleware(Starlette(), metrics=ServingMetrics())
+>>> response = TestClient(app).get("/nowhere", headers={"X-Request-ID": "req-42"})
+>>> response.status_code, response.headers["X-Request-ID"]     # and one JSON line on tunekit.serving.access
+(404, 'req-42')
 """
 
 import json

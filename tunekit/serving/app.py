@@ -16,11 +16,23 @@ without a restart (`tunekit.serving.versions`). With a `RateLimiter`, each API k
 its rate gets 429 with `Retry-After`. Request texts never reach the logs unless `log_texts=True`, and then masked
 (see `tunekit.serving.masking`).
 
-Example (embedded in another ASGI app, or run by uvicorn):
+Example (embedded in another ASGI app, or run by uvicorn; `artifact_dir` is an exported model's folder, e.g.
+"exports/imdb"), here called in-process by Starlette's test client:
 
+>>> import time
+>>> from starlette.testclient import TestClient
 >>> from tunekit.serving import create_app
->>> app = create_app({"imdb": "exports/imdb"}, api_keys=["0123456789abcdef0123"])   # doctest: +SKIP
->>> uvicorn.run(app, port=8500)                                                     # doctest: +SKIP
+>>> app = create_app({"imdb": artifact_dir}, api_keys=["0123456789abcdef0123"])
+>>> with TestClient(app) as client:
+...     for _ in range(200):                   # the models load in the background: wait until ready
+...         if client.get("/v2/health/ready").status_code == 200:
+...             break
+...         time.sleep(0.05)
+...     response = client.post("/v1/models/imdb:predict", json={"instances": ["A masterpiece."]},
+...                            headers={"Authorization": "Bearer 0123456789abcdef0123"})
+>>> response.status_code, sorted(response.json()["predictions"][0])
+(200, ['class_id', 'label', 'probabilities'])
+>>> uvicorn.run(app, port=8500)     # a real server: runs until stopped    # doctest: +SKIP
 """
 
 import asyncio

@@ -10,9 +10,24 @@ gets the error, never the requests that happened to share its batch.
 
 Example:
 
->>> batcher = MicroBatcher(artifact.predict, max_batch_size=32, max_wait_s=0.002)   # doctest: +SKIP
->>> batcher.start()                                       # inside the running event loop  # doctest: +SKIP
->>> outputs = await batcher.predict(["A masterpiece."])   # {"probabilities": array [1, 2], ...}  # doctest: +SKIP
+Two concurrent requests to an exported model (`artifact_dir`: a folder written by `export_tflite`):
+
+>>> import asyncio
+>>> from tunekit.deploy import load_artifact
+>>> artifact = load_artifact(artifact_dir)
+>>> batch_sizes = []
+>>> async def two_requests():
+...     batcher = MicroBatcher(artifact.predict, max_batch_size=32, max_wait_s=0.002,
+...                            on_batch=lambda size, queue_depth: batch_sizes.append(size))
+...     batcher.start()                                   # inside the running event loop
+...     outputs = await asyncio.gather(batcher.predict(["A masterpiece."]), batcher.predict(["Dull.", "Fine."]))
+...     await batcher.stop()
+...     return outputs
+>>> first, second = asyncio.run(two_requests())
+>>> first["probabilities"].shape, second["probabilities"].shape    # each request gets its own rows
+((1, 2), (2, 2))
+>>> batch_sizes                                                    # of one model call
+[3]
 """
 
 import asyncio

@@ -10,8 +10,14 @@ connection is accepted, and again from the end of each response, a request's hea
 
 Example (what `tunekit serve` does):
 
->>> config = uvicorn.Config(app, http=functools.partial(HeaderTimeoutProtocol, header_timeout_s=10.0))  # doctest: +SKIP
->>> uvicorn.Server(config).run(sockets=[listen("127.0.0.1", 8500)])                                 # doctest: +SKIP
+>>> import functools
+>>> import uvicorn
+>>> from tunekit.serving import create_app
+>>> app = create_app({"imdb": artifact_dir}, allow_unauthenticated=True)     # artifact_dir: e.g. "exports/imdb"
+>>> config = uvicorn.Config(app, http=functools.partial(HeaderTimeoutProtocol, header_timeout_s=10.0))
+>>> sock = listen("127.0.0.1", 0)      # port 0: any free one; `tunekit serve` binds --port (8500)
+>>> uvicorn.Server(config).run(sockets=[sock])       # serves until stopped    # doctest: +SKIP
+>>> sock.close()
 """
 
 import errno

@@ -11,9 +11,11 @@ histograms over all processes (those of workers that died included), gauges over
 
 Example:
 
->>> metrics = ServingMetrics()                                   # doctest: +SKIP
->>> metrics.observe_request("/v2/health/ready", "GET", 200, 0.001)   # doctest: +SKIP
->>> body, content_type = metrics.exposition()                    # doctest: +SKIP
+>>> metrics = ServingMetrics()
+>>> metrics.observe_request("/v2/health/ready", "GET", 200, 0.001)
+>>> body, content_type = metrics.exposition()
+>>> [line for line in body.decode().splitlines() if line.startswith("tunekit_requests_total")]
+['tunekit_requests_total{method="GET",route="/v2/health/ready",status="200"} 1.0']
 """
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

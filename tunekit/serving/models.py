@@ -7,7 +7,13 @@ already loaded by `tunekit.deploy.load_artifact` (anything with `.predict(texts,
 
 Example:
 
->>> resolve_versions("exports/imdb")            # {"1": "exports/imdb"} or {"1": ..., "2": ...}  # doctest: +SKIP
+>>> import shutil
+>>> resolve_versions(artifact_dir) == {"1": artifact_dir}    # one export folder (artifact_dir): version "1"
+True
+>>> for version in ("1", "2"):
+...     _ = shutil.copytree(artifact_dir, f"exports/imdb/{version}")
+>>> resolve_versions("exports/imdb")                        # a folder of numbered versions
+{'1': 'exports/imdb/1', '2': 'exports/imdb/2'}
 """
 
 import logging

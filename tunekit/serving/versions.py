@@ -18,8 +18,8 @@ Every `poll_s` seconds, `VersionWatcher.poll` lists the numbered subfolders of e
 
 Example (what `create_app(..., poll_seconds=5)` runs in its lifespan):
 
->>> watcher = VersionWatcher(state, poll_s=5.0)      # doctest: +SKIP
->>> await watcher.run()                               # doctest: +SKIP
+>>> watcher = VersionWatcher(state, poll_s=5.0)      # state: the app's (its models)   # doctest: +SKIP
+>>> await watcher.run()      # polls until the server stops, in the app's event loop   # doctest: +SKIP
 """
 
 import asyncio

@@ -20,9 +20,16 @@ If the newest backup is damaged (a file changed or missing), the one before it i
 
 Example:
 
->>> store = BackupStore("run-backups", run={"model": "core", "examples": 512})      # doctest: +SKIP
->>> store.save(variables, {"epoch": 1, "step": 0, "seed": 7, "history": {}})           # doctest: +SKIP
->>> state = store.restore(variables)   # None when there is nothing to resume          # doctest: +SKIP
+>>> import keras
+>>> variables = [keras.Variable([1.0, 2.0])]   # a run's: model, optimizer and metric variables (`TrainingLoop`)
+>>> store = BackupStore("run-backups", run={"model": "core", "examples": 512})
+>>> store.restore(variables) is None           # nothing to resume yet
+True
+>>> store.save(variables, {"epoch": 1, "step": 0, "global_step": 4, "seed": 7, "history": {}})
+>>> _ = variables[0].assign([0.0, 0.0])         # the process dies; a new one restores:
+>>> state = store.restore(variables)
+>>> state["epoch"], state["global_step"], variables[0].numpy().tolist()
+(1, 4, [1.0, 2.0])
 """
 
 import json

@@ -10,11 +10,14 @@ their sha256 (`tunekit.formats.write_manifest`). A folder holding any other file
 `epoch-01.weights.h5`, notes) is refused before training (`check_checkpoint_dir`): tunekit only overwrites
 checkpoints it wrote itself.
 
-Example:
+`Trainer(..., checkpoint_dir="checkpoints")` adds it; any Keras model can use it (here a toy one):
 
->>> callback = EpochCheckpoint("checkpoints")                            # doctest: +SKIP
->>> model.fit(data, epochs=3, callbacks=[callback])                      # doctest: +SKIP
->>> sorted(os.listdir("checkpoints"))                                    # doctest: +SKIP
+>>> import keras
+>>> toy = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+>>> toy.compile("sgd", "mse")
+>>> callback = EpochCheckpoint("checkpoints")
+>>> history = toy.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, callbacks=[callback], verbose=0)
+>>> sorted(os.listdir("checkpoints"))
 ['epoch-01.weights.h5', 'epoch-02.weights.h5', 'epoch-03.weights.h5', 'tunekit.json']
 """
 

@@ -24,8 +24,17 @@ labels)` or `(inputs, labels, weights)`.
 
 Example:
 
->>> loop = TrainingLoop(model.core, task.loss(), task.fit_metrics, optimizer)      # doctest: +SKIP
->>> logs = loop.train_step(batch)                                                    # doctest: +SKIP
+`Trainer` runs `TrainingLoop(model.core, task.loss(), task.fit_metrics, optimizer)`; any Keras model works (here a
+toy one, with a classification model's task):
+
+>>> import keras
+>>> toy = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+>>> task = model.task
+>>> loop = TrainingLoop(toy, task.loss(), task.fit_metrics, keras.optimizers.AdamW(1e-3))
+>>> batch = (np.ones((4, 3), "float32"), np.array([0, 1, 0, 1]))   # (inputs, labels)
+>>> loss, metrics = loop.train_step(batch)
+>>> sorted(metrics)
+['accuracy']
 """
 
 import numpy as np

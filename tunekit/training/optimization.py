@@ -9,7 +9,12 @@ to Fine-Tune BERT for Text Classification?"), so the general features of the low
 
 Example:
 
->>> optimizer = create_optimizer(model.core.trainable_variables, learning_rate=3e-5, total_steps=1000)  # doctest: +SKIP
+>>> optimizer = create_optimizer(model.core.trainable_variables, learning_rate=3e-5, total_steps=1000)
+>>> type(optimizer).__name__, optimizer.weight_decay, optimizer.global_clipnorm
+('AdamW', 0.01, 1.0)
+>>> schedule = learning_rate_schedule(3e-5, 1000)   # its schedule: warmup over 100 steps, then linear decay
+>>> [round(float(schedule(step)), 7) for step in (0, 50, 100, 550, 1000)]
+[0.0, 1.5e-05, 3e-05, 1.5e-05, 0.0]
 """
 
 import math
