@@ -11,7 +11,7 @@ error that says how to proceed offline.
 Example:
 
 >>> from tunekit.hub_handles import resolve_handle
->>> resolve_handle(encoder_dir) == encoder_dir   # a local SavedModel folder, e.g. "/models/my_bert_encoder": itself
+>>> resolve_handle(encoder_dir) == encoder_dir   # a local folder (e.g. "/models/my_bert_encoder") is used as it is
 True
 """
 

@@ -15,7 +15,7 @@ Example, on the tiny test encoder `encoder_dir` (a real one: `tk.load_backbone("
 >>> backbone = tk.load_backbone(encoder_dir, seq_length=16)
 >>> model = tk.attach_head(tk.peft.enable_lora(backbone, targets="all"), "classification",
 ...                        labels=["negative", "positive"])
->>> # train it: tk.Trainer(model, learning_rate=1e-3, epochs=2).fit(texts, labels) (run in tunekit.peft.lora)
+>>> # ... train it: tk.Trainer(model, learning_rate=1e-3, epochs=2).fit(texts, labels) (see tunekit.peft.lora)
 >>> path = tk.peft.save_adapter(model, "sentiment_adapter")     # adapters + head only
 """
 
