@@ -36,16 +36,19 @@ def machine():
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, devices {devices}, TF {tf.__version__}"
 
 
-def print_table(title, rows):
-    """Prints a list of dicts as an aligned table, and as one JSON line for machines."""
+def print_table(title, rows, record=None):
+    """Prints a list of dicts as an aligned table, and as one JSON line for machines; also writes that text to
+    `record` (a file or `io.StringIO` collecting a results file) when given."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_format(row.get(column, "")) for column in columns] for row in rows]
     widths = [max(len(column), *(len(cell[i]) for cell in cells)) for i, column in enumerate(columns)]
-    print(f"\n{title}")
-    print("  ".join(column.ljust(width) for column, width in zip(columns, widths)))
-    for cell in cells:
-        print("  ".join(value.ljust(width) for value, width in zip(cell, widths)))
-    print("json:", json.dumps({"title": title, "rows": rows}))
+    lines = [f"\n{title}", "  ".join(column.ljust(width) for column, width in zip(columns, widths))]
+    lines += ["  ".join(value.ljust(width) for value, width in zip(cell, widths)) for cell in cells]
+    lines.append("json: " + json.dumps({"title": title, "rows": rows}))
+    text = "\n".join(lines) + "\n"
+    print(text, end="", flush=True)
+    if record is not None:
+        record.write(text)
 
 
 def _format(value):

@@ -582,11 +582,7 @@ def main():
     output = io.StringIO()
 
     def report(title, rows):
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            print_table(title, rows)
-        print(buffer.getvalue(), end="", flush=True)
-        output.write(buffer.getvalue())
+        print_table(title, rows, record=output)
 
     started = time.perf_counter()
     export, int8 = export_minilm(args.export_dir, args.int8_dir)

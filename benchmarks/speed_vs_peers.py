@@ -151,21 +151,30 @@ def train_tunekit(data, args, *, seq_length, truncation="head", dtype=None, grou
     return row, trainer
 
 
-def train_classic(data, args, hub_folder):
-    """The TF tutorial's recipe on tf_keras with hub.KerasLayer (Keras 2 only, hence tf_keras)."""
+def classic_model(hub_folder, learning_rate, seed=0):
+    """The TF tutorial's recipe on tf_keras with hub.KerasLayer (Keras 2 only, hence tf_keras): the TF Hub
+    preprocessor and trainable encoder in `hub_folder`, pooled output, dropout 0.1, Dense(1) logits, constant Adam."""
     import tensorflow_hub as hub
     import tf_keras
 
-    (train_texts, train_labels), (test_texts, test_labels) = data
-    tf_keras.utils.set_random_seed(0)
+    tf_keras.utils.set_random_seed(seed)
     text = tf_keras.layers.Input(shape=(), dtype=tf.string, name="text")
     encoder_inputs = hub.KerasLayer(os.path.join(hub_folder, "preprocessor"), name="preprocessing")(text)
     outputs = hub.KerasLayer(os.path.join(hub_folder, "encoder"), trainable=True, name="encoder")(encoder_inputs)
     features = tf_keras.layers.Dropout(0.1)(outputs["pooled_output"])
     model = tf_keras.Model(text, tf_keras.layers.Dense(1, name="classifier")(features))
-    model.compile(optimizer=tf_keras.optimizers.Adam(args.learning_rate),
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                   loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[tf_keras.metrics.BinaryAccuracy(threshold=0.0)])
+    return model
+
+
+def train_classic(data, args, hub_folder):
+    """The classic recipe (`classic_model`) trained and evaluated on `data`."""
+    import tf_keras
+
+    (train_texts, train_labels), (test_texts, test_labels) = data
+    model = classic_model(hub_folder, args.learning_rate)
 
     def batches(texts, labels, shuffle):
         dataset = tf.data.Dataset.from_tensor_slices((tf.constant(texts), labels.astype("float32")))

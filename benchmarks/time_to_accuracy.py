@@ -35,7 +35,6 @@ Data: ../shared/data/{sst2,imdb} (set TUNEKIT_SHARED_DATA to move it).
 """
 
 import argparse
-import contextlib
 import gc
 import io
 import json
@@ -48,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from common import machine, print_table, shared_data
-from speed_vs_peers import LABELS, PEER_SEQ_LENGTH, minilm_folder
+from speed_vs_peers import LABELS, PEER_SEQ_LENGTH, classic_model, minilm_folder
 
 import tunekit as tk
 from tunekit.backbones.hub_format import save_backbone
@@ -180,20 +179,9 @@ def run_kerashub(data, clock, args):
 
 def run_classic(data, clock, args, hub_folder):
     """speed_vs_peers.py's classic recipe (tf_keras + hub.KerasLayer), with the clock callback."""
-    import tensorflow_hub as hub
-    import tf_keras
-
     (train_texts, train_labels), (test_texts, test_labels) = data
     batches = peer_batches(train_texts, train_labels, args, "float32")
-    tf_keras.utils.set_random_seed(SEED)
-    text = tf_keras.layers.Input(shape=(), dtype=tf.string, name="text")
-    encoder_inputs = hub.KerasLayer(os.path.join(hub_folder, "preprocessor"), name="preprocessing")(text)
-    outputs = hub.KerasLayer(os.path.join(hub_folder, "encoder"), trainable=True, name="encoder")(encoder_inputs)
-    features = tf_keras.layers.Dropout(0.1)(outputs["pooled_output"])
-    model = tf_keras.Model(text, tf_keras.layers.Dense(1, name="classifier")(features))
-    model.compile(optimizer=tf_keras.optimizers.Adam(args.peer_learning_rate),
-                  loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[tf_keras.metrics.BinaryAccuracy(threshold=0.0)])
+    model = classic_model(hub_folder, args.peer_learning_rate, seed=SEED)
     test = test_texts_dataset(test_texts, args)
     clock.evaluate = lambda: np.mean((model.predict(test, verbose=0)[:, 0] > 0) == (test_labels == 1))
     clock.start()
@@ -359,11 +347,7 @@ def main():
     output = io.StringIO()
 
     def report(title, rows):
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            print_table(title, rows)
-        print(buffer.getvalue(), end="", flush=True)
-        output.write(buffer.getvalue())
+        print_table(title, rows, record=output)
 
     started = time.perf_counter()
     header = (f"# benchmarks/time_to_accuracy.py {' '.join(sys.argv[1:])}\n# {machine()}\n"
