@@ -61,8 +61,8 @@ def check_chief_save(folder, weights, single):
 def test_two_workers_end_with_the_weights_of_one_process(tmp_path, layer_decay):
     """52 steps of AdamW (and of the layer-wise decay optimizer), clipping on: the workers end identical and within
     1e-5 of one process with the same global batch (before the engine summed the embedding gradients per row: 4.6e-3
-    apart after 156 steps). The chief's `trainer.save` and `trainer.export` after `fit` work (every worker runs them, see
-    `chief_writes`)."""
+    apart after 156 steps). The chief's `trainer.save` and `trainer.export` after `fit` work (every worker runs them,
+    see `chief_writes`)."""
     from train_script import train
 
     single = train(dropout=0.0, layer_decay=layer_decay, **LONG_RUN)

@@ -169,7 +169,8 @@ class MajorityClassWarning(StateCallback):
             warnings.warn(
                 f"The run ended with {name} {accuracy:.3f}, no better than always predicting its most common "
                 f"label {self.majority!r} ({self.share:.3f} of the training labels): the model has learned little "
-                f"and may predict {self.majority!r} for nearly every text. A higher learning rate often helps small backbones or small data (learning_rate="
+                f"and may predict {self.majority!r} for nearly every text. A higher learning rate often helps small "
+                f"backbones or small data (learning_rate="
                 f"{self.learning_rate:g} here" + ("; 1e-4 suits MiniLM-size encoders" if self.learning_rate < 1e-4
                                                   else "") + "), as do more epochs or more data.",
                 UserWarning, stacklevel=2)
