@@ -7,8 +7,10 @@ The setting of `benchmarks/compression.py`: few labelled texts, a 6-layer `minil
 and a student that keeps the bottom `--keep` layers (`drop_layers`). Rows, all evaluated on the same test reviews:
 - `teacher`: 6 layers, fine-tuned on the labelled texts;
 - `student, labels only`: the student fine-tuned on the same labelled texts (what compression.py measures);
-- `student, distilled`: the student fine-tuned on the labelled texts plus the unlabelled ones with the teacher's
-  predicted labels (hard-label distillation, i.e. pseudo-labelling, as `Trainer.fit` trains it today);
+- `student, distilled (hard)`: the student fine-tuned on the labelled texts plus the unlabelled ones with the
+  teacher's predicted labels (hard-label distillation, i.e. pseudo-labelling);
+- `student, distilled (soft)`: the student trained by `tk.distill` on the same texts: the teacher's probabilities at
+  `--temperature` for every text, plus the true label (weight `--alpha`) on the labelled ones;
 - `student, all labels` (`--with-oracle`): the student on the true labels of all those texts, the ceiling.
 
 Reads ../shared/data/imdb (set TUNEKIT_SHARED_DATA to move it).
@@ -28,6 +30,8 @@ def main():
     parser.add_argument("--unlabelled", type=int, default=4000)
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--keep", type=int, default=3, help="layers the student keeps (of 6)")
+    parser.add_argument("--temperature", type=float, default=2.0, help="of the soft targets")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the true labels in soft distillation")
     parser.add_argument("--with-oracle", action="store_true", help="also train the student on all true labels")
     args = parser.parse_args()
     if args.quick:
@@ -47,12 +51,16 @@ def main():
     labelled, unlabelled = order[:args.labelled], order[args.labelled:]
     test_texts, test_labels = tk.datasets.imdb("test", data_dir=data_dir, limit=args.test_size)
 
-    def train(keep, train_texts, train_labels):
+    options = dict(learning_rate=1e-4, epochs=1, batch_size=16, seed=0, verbose=0)
+
+    def model(keep):
         backbone = tk.load_backbone("minilm-l6", seq_length=256)
         if keep is not None:
             backbone = drop_layers(backbone, keep=keep)
-        model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=0)
-        trainer = tk.Trainer(model, learning_rate=1e-4, epochs=1, batch_size=16, seed=0, verbose=0)
+        return tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=0)
+
+    def train(keep, train_texts, train_labels):
+        trainer = tk.Trainer(model(keep), **options)
         started = time.perf_counter()
         trainer.fit(train_texts, train_labels)
         return trainer, time.perf_counter() - started
@@ -80,7 +88,13 @@ def main():
           flush=True)
     student, seconds = train(args.keep, labelled_texts + unlabelled_texts,
                              np.concatenate([labels[labelled], teacher_labels]))
-    rows.append(row(f"student ({args.keep} layers), distilled", student, seconds + labelling_s, len(order)))
+    rows.append(row(f"student ({args.keep} layers), distilled (hard)", student, seconds + labelling_s, len(order)))
+    started = time.perf_counter()
+    student = tk.distill(teacher, model(args.keep), labelled_texts + unlabelled_texts,
+                         list(labels[labelled]) + [None] * len(unlabelled), temperature=args.temperature,
+                         alpha=args.alpha, **options)
+    rows.append(row(f"student ({args.keep} layers), distilled (soft, T={args.temperature:g}, alpha={args.alpha:g})",
+                    student, time.perf_counter() - started, len(order)))
     if args.with_oracle:
         student, seconds = train(args.keep, labelled_texts + unlabelled_texts, labels[order])
         rows.append(row(f"student ({args.keep} layers), all labels", student, seconds, len(order)))

@@ -17,9 +17,16 @@ same test texts (IMDB: 2,000 official test reviews; SST-2: the 872 GLUE dev sent
 
 Prints a table (accuracy mean ± std, wall time per run) and one JSON line. Reads ../shared/data/{imdb,sst2}
 (TUNEKIT_SHARED_DATA moves it). Run it alone on the machine.
+
+The whole grid takes days on a 2-core CPU, so every finished run (one method, size and seed) is appended to
+`--runs` (benchmarks/results/small_data-runs.jsonl) and skipped when the script runs again with the same settings:
+the grid fills over several runs (`--datasets`, `--sizes`, `--methods` pick a part), and the table is made from
+every recorded run of the asked grid, with how many seeds each row has.
 """
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import time
@@ -94,6 +101,30 @@ def run(method, dataset, size, seed, train, test, args, tk):
     return trainer.evaluate(*test)["accuracy"], seconds
 
 
+RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "small_data-runs.jsonl")
+
+
+def recorded_runs(path, settings):
+    """{(dataset, labels, method, seed): (accuracy, seconds)} of the runs in `path` made with these `settings`."""
+    runs = {}
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                run = json.loads(line)
+                if run["settings"] == settings:
+                    runs[run["dataset"], run["labels"], run["method"], run["seed"]] = run["accuracy"], run["seconds"]
+    return runs
+
+
+def record_run(path, settings, key, result):
+    if path:
+        dataset, size, method, seed = key
+        run = {"dataset": dataset, "labels": size, "method": method, "seed": seed, "accuracy": round(result[0], 4),
+               "seconds": round(result[1], 1), "settings": settings}
+        with open(path, "a", encoding="utf-8") as lines:
+            lines.write(json.dumps(run) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 3 methods")
@@ -103,10 +134,12 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--unlabeled", type=int, default=5000)
     parser.add_argument("--test-size", type=int, default=2000)
+    parser.add_argument("--runs", default=RUNS, help="file of finished runs, read to skip them and appended to "
+                        "(empty: none)")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.seeds, args.unlabeled, args.test_size = "32", "0,1", 64, 128
-        args.methods = "plain,swap,self-training,distill-soft"
+        args.methods, args.runs = "plain,swap,self-training,distill-soft", ""
     args.sizes = [int(size) for size in args.sizes.split(",")]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     methods = args.methods.split(",")
@@ -120,13 +153,22 @@ def main():
 
     print(f"command: python benchmarks/small_data.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"machine: {machine()}")
+    settings = {"unlabeled": args.unlabeled, "test_size": args.test_size, "seq_length": SEQ_LENGTH}
+    done = recorded_runs(args.runs, settings)
     rows = []
     for dataset in args.datasets.split(","):
         train, test = load(dataset, args, tk, shared_data)
         for size in args.sizes:
             plain_mean = None
             for method in methods:
-                results = [run(method, dataset, size, seed, train, test, args, tk) for seed in seeds]
+                for seed in seeds:
+                    key = (dataset, size, method, seed)
+                    if key not in done:
+                        done[key] = run(method, dataset, size, seed, train, test, args, tk)
+                        record_run(args.runs, settings, key, done[key])
+                        print(f"run: {dict(zip(('dataset', 'labels', 'method', 'seed'), key))} accuracy "
+                              f"{done[key][0]:.4f} in {done[key][1]:.0f} s", flush=True)
+                results = [done[dataset, size, method, seed] for seed in seeds]
                 accuracies = [accuracy for accuracy, _ in results]
                 mean = statistics.mean(accuracies)
                 plain_mean = mean if method == "plain" else plain_mean
