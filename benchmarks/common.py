@@ -51,5 +51,40 @@ def print_table(title, rows, record=None):
         record.write(text)
 
 
+class RunLog:
+    """Finished runs of a benchmark grid in a JSON-lines file, so that a grid too long for one sitting fills over
+    several: a run recorded with the same `settings` is not run again.
+
+    `log[key]` is a recorded run's result (a dict), `key in log` says whether it is recorded, `log.record(key,
+    result)` appends one; `key` is a dict of the run's coordinates (dataset, method, seed...). With `path` empty
+    nothing is read or written.
+    """
+
+    def __init__(self, path, settings):
+        self.path, self.settings, self.runs = path, settings, {}
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as lines:
+                for line in lines:
+                    run = json.loads(line)
+                    if run.pop("settings") == settings:
+                        self.runs[self._key(run["key"])] = run["result"]
+
+    @staticmethod
+    def _key(key):
+        return tuple(sorted(key.items()))
+
+    def __contains__(self, key):
+        return self._key(key) in self.runs
+
+    def __getitem__(self, key):
+        return self.runs[self._key(key)]
+
+    def record(self, key, result):
+        self.runs[self._key(key)] = result
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as lines:
+                lines.write(json.dumps({"key": key, "result": result, "settings": self.settings}) + "\n")
+
+
 def _format(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -25,7 +25,6 @@ every recorded run of the asked grid, with how many seeds each row has.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -45,7 +44,7 @@ def load(dataset, args, tk, shared_data):
         test = tk.datasets.imdb("test", data_dir=data_dir, limit=args.test_size, seed=0)
     else:
         train = tk.datasets.sst2("train", data_dir=data_dir, limit=max(args.sizes) + args.unlabeled, seed=0)
-        test = tk.datasets.sst2("validation", data_dir=data_dir, limit=args.test_size, seed=0)
+        test = tk.datasets.sst2("validation", data_dir=data_dir)  # all 872 dev sentences
     return (list(train[0]), np.asarray(train[1])), (list(test[0]), np.asarray(test[1]))
 
 
@@ -60,7 +59,7 @@ def run(method, dataset, size, seed, train, test, args, tk):
     unlabeled = [texts[int(i)] for i in order[size:size + args.unlabeled]]
     labelled_texts, labelled_labels = [texts[i] for i in labelled], labels[labelled]
     epochs = 5 if size < 1000 else 3
-    options = dict(learning_rate=1e-4, epochs=epochs, batch_size=16, seed=seed, verbose=0)
+    options = {"learning_rate": 1e-4, "epochs": epochs, "batch_size": 16, "seed": seed, "verbose": 0}
 
     def model(keep=None):
         backbone = tk.load_backbone("minilm-l6", seq_length=SEQ_LENGTH[dataset])
@@ -104,27 +103,6 @@ def run(method, dataset, size, seed, train, test, args, tk):
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "small_data-runs.jsonl")
 
 
-def recorded_runs(path, settings):
-    """{(dataset, labels, method, seed): (accuracy, seconds)} of the runs in `path` made with these `settings`."""
-    runs = {}
-    if path and os.path.exists(path):
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                run = json.loads(line)
-                if run["settings"] == settings:
-                    runs[run["dataset"], run["labels"], run["method"], run["seed"]] = run["accuracy"], run["seconds"]
-    return runs
-
-
-def record_run(path, settings, key, result):
-    if path:
-        dataset, size, method, seed = key
-        run = {"dataset": dataset, "labels": size, "method": method, "seed": seed, "accuracy": round(result[0], 4),
-               "seconds": round(result[1], 1), "settings": settings}
-        with open(path, "a", encoding="utf-8") as lines:
-            lines.write(json.dumps(run) + "\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 3 methods")
@@ -147,28 +125,28 @@ def main():
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
 
-    from common import machine, print_table, shared_data
+    from common import RunLog, machine, print_table, shared_data
 
     import tunekit as tk
 
     print(f"command: python benchmarks/small_data.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"machine: {machine()}")
     settings = {"unlabeled": args.unlabeled, "test_size": args.test_size, "seq_length": SEQ_LENGTH}
-    done = recorded_runs(args.runs, settings)
+    log = RunLog(args.runs, settings)
     rows = []
     for dataset in args.datasets.split(","):
         train, test = load(dataset, args, tk, shared_data)
         for size in args.sizes:
             plain_mean = None
             for method in methods:
+                results = []
                 for seed in seeds:
-                    key = (dataset, size, method, seed)
-                    if key not in done:
-                        done[key] = run(method, dataset, size, seed, train, test, args, tk)
-                        record_run(args.runs, settings, key, done[key])
-                        print(f"run: {dict(zip(('dataset', 'labels', 'method', 'seed'), key))} accuracy "
-                              f"{done[key][0]:.4f} in {done[key][1]:.0f} s", flush=True)
-                results = [done[dataset, size, method, seed] for seed in seeds]
+                    key = {"dataset": dataset, "labels": size, "method": method, "seed": seed}
+                    if key not in log:
+                        accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
+                        log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1)})
+                        print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
+                    results.append((log[key]["accuracy"], log[key]["seconds"]))
                 accuracies = [accuracy for accuracy, _ in results]
                 mean = statistics.mean(accuracies)
                 plain_mean = mean if method == "plain" else plain_mean
