@@ -21,7 +21,7 @@ Prints a table (accuracy mean ± std, wall time per run) and one JSON line. Read
 The whole grid takes days on a 2-core CPU, so every finished run (one method, size and seed) is appended to
 `--runs` (benchmarks/results/small_data-runs.jsonl) and skipped when the script runs again with the same settings:
 the grid fills over several runs (`--datasets`, `--sizes`, `--methods` pick a part), and the table is made from
-every recorded run of the asked grid, with how many seeds each row has.
+every recorded run of the asked grid, with how many seeds each row has (`--report` prints it without running).
 """
 
 import argparse
@@ -103,6 +103,30 @@ def run(method, dataset, size, seed, train, test, args, tk):
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "small_data-runs.jsonl")
 
 
+def table_rows(log, dataset, size, methods, seeds):
+    """The table's rows of one dataset and size from the recorded runs (methods without any are left out);
+    `vs_plain_points` is the mean difference to plain fine-tuning of the same seeds."""
+
+    def runs_of(method):
+        keys = [{"dataset": dataset, "labels": size, "method": method, "seed": seed} for seed in seeds]
+        return {key["seed"]: log[key] for key in keys if key in log}
+
+    plain, rows = runs_of("plain"), []
+    for method in methods:
+        runs = runs_of(method)
+        if not runs:
+            continue
+        accuracies = [run["accuracy"] for run in runs.values()]
+        paired = [100 * (run["accuracy"] - plain[seed]["accuracy"]) for seed, run in runs.items() if seed in plain]
+        rows.append({"dataset": dataset, "labels": size, "method": method,
+                     "accuracy_mean": round(statistics.mean(accuracies), 4),
+                     "accuracy_std": round(statistics.stdev(accuracies), 4) if len(runs) > 1 else 0.0,
+                     "vs_plain_points": round(statistics.mean(paired), 2) if paired else None,
+                     "seconds_per_run": round(statistics.mean(run["seconds"] for run in runs.values()), 1),
+                     "seeds": len(runs)})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 3 methods")
@@ -112,6 +136,7 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--unlabeled", type=int, default=5000)
     parser.add_argument("--test-size", type=int, default=2000)
+    parser.add_argument("--report", action="store_true", help="only print the table of the recorded runs")
     parser.add_argument("--runs", default=RUNS, help="file of finished runs, read to skip them and appended to "
                         "(empty: none)")
     args = parser.parse_args()
@@ -135,28 +160,16 @@ def main():
     log = RunLog(args.runs, settings)
     rows = []
     for dataset in args.datasets.split(","):
-        train, test = load(dataset, args, tk, shared_data)
+        train, test = (None, None) if args.report else load(dataset, args, tk, shared_data)
         for size in args.sizes:
-            plain_mean = None
             for method in methods:
-                results = []
                 for seed in seeds:
                     key = {"dataset": dataset, "labels": size, "method": method, "seed": seed}
-                    if key not in log:
+                    if key not in log and not args.report:
                         accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
                         log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1)})
                         print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
-                    results.append((log[key]["accuracy"], log[key]["seconds"]))
-                accuracies = [accuracy for accuracy, _ in results]
-                mean = statistics.mean(accuracies)
-                plain_mean = mean if method == "plain" else plain_mean
-                row = {"dataset": dataset, "labels": size, "method": method, "accuracy_mean": round(mean, 4),
-                       "accuracy_std": round(statistics.stdev(accuracies), 4) if len(accuracies) > 1 else 0.0,
-                       "vs_plain_points": None if plain_mean is None else round(100 * (mean - plain_mean), 2),
-                       "seconds_per_run": round(statistics.mean(seconds for _, seconds in results), 1),
-                       "seeds": len(seeds)}
-                print(f"measured: {row}", flush=True)
-                rows.append(row)
+            rows += table_rows(log, dataset, size, methods, seeds)
     print_table("Less labelled data: test accuracy, mean ± std over seeds (minilm-l6)", rows)
 
 
