@@ -5,6 +5,7 @@ import os
 import platform
 import time
 
+import keras
 import tensorflow as tf
 
 SHARED_DATA = os.environ.get(
@@ -29,6 +30,18 @@ class Stopwatch:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+class BatchClock(keras.callbacks.Callback):
+    """`callbacks=[clock]`: the end time of every training batch in `clock.ends`, for the steady rate (the first
+    batch, which traces the step, left out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
 
 
 def machine():

@@ -33,10 +33,9 @@ import statistics
 import sys
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
-from common import RunLog, machine, print_table, shared_data
+from common import BatchClock, RunLog, machine, print_table, shared_data
 
 import tunekit as tk
 from tunekit.inputs.text_batches import split_segments, text_dataset
@@ -58,17 +57,6 @@ def load(dataset, args):
         train = tk.datasets.sst2("train", data_dir=data_dir, limit=args.sst2_train, seed=0)
         test = tk.datasets.sst2("validation", data_dir=data_dir, limit=args.sst2_test, seed=0)
     return (list(train[0]), np.asarray(train[1])), (list(test[0]), np.asarray(test[1]))
-
-
-class BatchClock(keras.callbacks.Callback):
-    """The end time of every training batch, for the steady rate (first batch, which traces, left out)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.ends.append(time.perf_counter())
 
 
 def run(setting, seed, train, test, args):

@@ -19,9 +19,8 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
-from common import Stopwatch, machine, print_table, shared_data
+from common import BatchClock, Stopwatch, machine, print_table, shared_data
 
 METHODS = {
     # name: (setup, learning rate, epochs)
@@ -54,7 +53,6 @@ def directory_mb(path):
 
 def run_method(dataset, method, sizes):
     """Trains and evaluates one method in this process; returns its table row."""
-    import keras
     import numpy as np
 
     import tunekit as tk
@@ -68,14 +66,6 @@ def run_method(dataset, method, sizes):
     if "lora" in setup:
         backbone = tk.peft.enable_lora(backbone, rank=8, alpha=16, targets=setup["lora"], seed=0)
     model = tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=0)
-
-    class BatchClock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter())
 
     clock = BatchClock()
     trainer = tk.Trainer(model, learning_rate=learning_rate, epochs=epochs, batch_size=BATCH_SIZE, seed=0,
@@ -101,7 +91,7 @@ def run_method(dataset, method, sizes):
         "total_params": total,
         "trainable_pct": round(100 * trainable / total, 3),
         "train_s": round(training.seconds, 1),
-        "steady_ex_per_s": round(steady_examples / (clock.times[-1] - clock.times[0]), 2),
+        "steady_ex_per_s": round(steady_examples / (clock.ends[-1] - clock.ends[0]), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "accuracy": round(float(metrics["accuracy"]), 4),
         "saved_mb": round(saved_mb, 2),
