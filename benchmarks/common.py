@@ -44,9 +44,20 @@ class BatchClock(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
+def cpu_name():
+    """The CPU's model name (Linux: /proc/cpuinfo's "model name"), and whether it has AMX bfloat16 units."""
+    name, amx = platform.processor() or platform.machine(), False
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            text = info.read()
+        model = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+        name, amx = (model[0] if model else name), " amx_bf16" in text
+    return f"{name}{', AMX' if amx else ''}"
+
+
 def machine():
     devices = [device.device_type for device in tf.config.list_physical_devices()]
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, devices {devices}, TF {tf.__version__}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, devices {devices}, TF {tf.__version__}"
 
 
 def print_table(title, rows, record=None):

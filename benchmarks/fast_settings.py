@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from common import BatchClock, RunLog, machine, print_table, shared_data
+from common import BatchClock, RunLog, cpu_name, machine, print_table, shared_data
 
 import tunekit as tk
 from tunekit.inputs.text_batches import split_segments, text_dataset
@@ -151,8 +151,9 @@ def main():
 
     print(f"command: python benchmarks/fast_settings.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"machine: {machine()}")
-    log = RunLog(args.runs, {key: getattr(args, key) for key in
-                             ("epochs", "imdb_train", "imdb_test", "sst2_train", "sst2_test")})
+    # The CPU is part of a run's settings: speed ratios only compare runs of one kind of machine.
+    log = RunLog(args.runs, {"cpu": cpu_name(), **{key: getattr(args, key) for key in
+                                                   ("epochs", "imdb_train", "imdb_test", "sst2_train", "sst2_test")}})
     rows = []
     for dataset in args.datasets.split(","):
         train, test = load(dataset, args)
