@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TUNEKIT_OFFLINE"] = "1"  # no test may touch the network
+os.environ.pop("TUNEKIT_DTYPE", None)  # a developer's setting would change what encoders compute in
 
 from pathlib import Path  # noqa: E402
 

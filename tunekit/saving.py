@@ -42,7 +42,7 @@ from tunekit.hub_handles import local_copies
 from tunekit.files import user_path, write_atomically
 from tunekit.formats import (FORMAT_VERSIONS, MARKER_FILE, MODEL_FILE, DamagedArtifactError, read_manifest,
                              write_manifest)
-from tunekit.model import TextModel, check_finite_weights
+from tunekit.model import TextModel, check_finite_weights, in_float32
 
 HUB_FOLDER = "hub"
 
@@ -205,10 +205,11 @@ def export_model(model, path):
     `tags` `[batch, max_words]`, `num_words` and `probabilities`, see
     `tunekit.heads.TokenClassificationTask.serving_function`). The folder also holds `tunekit.json` (task with
     its label names, `num_segments`, `seq_length`, checksums). Like `save_model`, it replaces only an earlier
-    tunekit folder.
+    tunekit folder. The export computes in float32 even when the model trained in bfloat16 (`in_float32`).
     """
     _check_model(model)
     check_finite_weights(model, "export")
+    model = in_float32(model)  # trained in bfloat16 or not, the export computes in float32
     archive = _export_archive(model)
     serve, signature = model.task.serving_function(model)
     archive.add_endpoint("serve", serve, input_signature=signature)

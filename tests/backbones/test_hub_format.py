@@ -134,5 +134,13 @@ def test_mixed_precision_encoder_exports_float32_outputs(tmp_path, tiny_config, 
     finally:
         keras.mixed_precision.set_dtype_policy(policy)
     loaded = tf.saved_model.load(save_hub_encoder(encoder, tmp_path / "encoder"))
-    outputs = loaded(as_tensors(make_inputs(5)), training=False)
+    inputs = as_tensors(make_inputs(5))
+    outputs = loaded(inputs, training=False)
     assert outputs["sequence_output"].dtype == tf.float32 and outputs["pooled_output"].dtype == tf.float32
+    # It computes in float32: equal to a float32 encoder with the same weights, not just cast at the end.
+    float32 = BertEncoder(**tiny_config, dtype="float32")
+    float32.build()
+    float32.set_weights(encoder.get_weights())
+    expected = float32(inputs, training=False)["sequence_output"].numpy()
+    np.testing.assert_allclose(outputs["sequence_output"].numpy(), expected, atol=1e-5)
+    assert encoder.compute_dtype == "bfloat16"  # the encoder given is left as it is

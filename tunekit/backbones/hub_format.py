@@ -35,6 +35,8 @@ from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None):
     """Saves `encoder` (a `BertEncoder`) as a TF Hub-format encoder SavedModel at `export_dir`; returns its path.
 
+    The SavedModel computes in float32 whatever the encoder's dtype policy (its weights are float32 in any case).
+
     Args:
         encoder: the encoder to export; built first if it is not.
         export_dir: destination folder. It is written atomically: the SavedModel is completed in a temporary
@@ -46,6 +48,11 @@ def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None
         raise ValueError(f"vocab_file {str(vocab_file)!r} is not a file.")
     if not encoder.built:
         encoder.build()
+    if encoder.compute_dtype != "float32":  # e.g. trained in bfloat16: the SavedModel computes in float32
+        float32 = type(encoder).from_config({**encoder.get_config(), "dtype": "float32"})
+        float32.build()
+        float32.set_weights(encoder.get_weights())
+        encoder = float32
     module = _hub_encoder_module(encoder, vocab_file, do_lower_case)
     return write_atomically(
         export_dir, lambda path: tf.saved_model.save(module, path, signatures={"serving_default": module.serve})

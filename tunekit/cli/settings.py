@@ -112,8 +112,10 @@ SETTINGS = {
         "trainable": Setting((bool,), True, "fine-tune the encoder too; false trains the head only"),
         "preprocessor": Setting((S, N), None, "preprocessor handle for a backbone that needs one",
                                 shown_default="the backbone's own", flag="--preprocessor", metavar="HANDLE"),
-        "dtype": Setting((S, N), None, 'dtype policy of a native encoder, e.g. "mixed_bfloat16"',
-                         shown_default="float32"),
+        "dtype": Setting((S, N), None, 'what a native encoder computes in: "float32", "mixed_bfloat16", '
+                                       '"mixed_float16", or "auto" (bfloat16 on AMX / AVX512_BF16 CPUs and GPUs of '
+                                       'compute capability 8+, else float32)',
+                         shown_default="$TUNEKIT_DTYPE if set, else float32"),
         "native": Setting((bool, N), None, "TF Hub encoders: true converts to tunekit's native encoder, false keeps "
                                            "the SavedModel", shown_default="convert where possible"),
     },

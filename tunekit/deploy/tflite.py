@@ -67,7 +67,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
         ValueError: bad arguments, or a model that cannot convert (naming the ops), before anything is written.
     """
     from tunekit.backbones.hub_encoder import refuse_saved_model_encoder
-    from tunekit.model import TextModel, check_finite_weights
+    from tunekit.model import TextModel, check_finite_weights, in_float32
 
     if not isinstance(model, TextModel):
         raise TypeError(f"export_tflite needs a tunekit TextModel (from tunekit.attach_head), got {type(model).__name__}.")
@@ -79,6 +79,7 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
     validation = _validation_segments(model, validation_data) if validation_data is not None else None
     check_replaceable(path, "tflite")  # a user's folder is refused before the (slow) conversion
     check_finite_weights(model, "export")
+    model = in_float32(model)  # the float32 reference and the conversion's input, however the model trained
     flat, custom_ops = convert(model, compression)
 
     def write(directory):
