@@ -123,7 +123,8 @@ def table_rows(log, dataset, size, methods, seeds):
                      "accuracy_std": round(statistics.stdev(accuracies), 4) if len(runs) > 1 else 0.0,
                      "vs_plain_points": round(statistics.mean(paired), 2) if paired else None,
                      "seconds_per_run": round(statistics.mean(run["seconds"] for run in runs.values()), 1),
-                     "seeds": len(runs)})
+                     "seeds": len(runs),
+                     "cpu": ", ".join(sorted({run.get("cpu", "not recorded") for run in runs.values()}))})
     return rows
 
 
@@ -150,7 +151,7 @@ def main():
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
 
-    from common import RunLog, machine, print_table, shared_data
+    from common import RunLog, cpu_name, machine, print_table, shared_data
 
     import tunekit as tk
 
@@ -167,7 +168,8 @@ def main():
                     key = {"dataset": dataset, "labels": size, "method": method, "seed": seed}
                     if key not in log and not args.report:
                         accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
-                        log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1)})
+                        log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1),
+                                         "cpu": cpu_name()})  # accuracy is machine-independent, seconds are not
                         print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
             rows += table_rows(log, dataset, size, methods, seeds)
     print_table("Less labelled data: test accuracy, mean ± std over seeds (minilm-l6)", rows)
