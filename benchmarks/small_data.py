@@ -122,6 +122,7 @@ def table_rows(log, dataset, size, methods, seeds):
                      "accuracy_mean": round(statistics.mean(accuracies), 4),
                      "accuracy_std": round(statistics.stdev(accuracies), 4) if len(runs) > 1 else 0.0,
                      "vs_plain_points": round(statistics.mean(paired), 2) if paired else None,
+                     "per_seed_points": " ".join(f"{difference:+.2f}" for difference in paired),
                      "seconds_per_run": round(statistics.mean(run["seconds"] for run in runs.values()), 1),
                      "seeds": len(runs),
                      "cpu": ", ".join(sorted({run.get("cpu", "not recorded") for run in runs.values()}))})

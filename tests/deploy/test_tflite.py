@@ -125,6 +125,22 @@ def test_int8_multilabel_and_regression_agree_with_float32(task, sentiment, fixt
             assert np.max(np.abs(outputs[name] - values)) < PROBABILITY_TOLERANCE
 
 
+def test_a_model_trained_in_bfloat16_converts_in_float32(sentiment, fixture_texts, tmp_path):
+    from deploy_models import trained
+
+    from tunekit.deploy import export_tflite, load_artifact
+    from tunekit.model import in_float32
+
+    model = trained("classification", *sentiment, labels=["negative", "positive"], dtype="mixed_bfloat16")
+    assert model.encoder.compute_dtype == "bfloat16"
+    texts = fixture_texts[0]
+    reference = float32_outputs(in_float32(model), texts)
+    artifact = export_tflite(model, tmp_path / "float32", compression="float32")
+    outputs = load_artifact(artifact).predict(texts)
+    assert outputs["label"].tolist() == reference["label"].tolist()
+    assert np.max(np.abs(outputs["probabilities"] - reference["probabilities"])) < 1e-4  # float32 throughout
+
+
 def test_token_classification_names_the_ops_that_cannot_convert(tmp_path):
     from deploy_models import tiny_backbone
 
