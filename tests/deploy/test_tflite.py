@@ -137,7 +137,7 @@ def test_a_model_trained_in_bfloat16_converts_in_float32(sentiment, fixture_text
     reference = float32_outputs(in_float32(model), texts)
     artifact = export_tflite(model, tmp_path / "float32", compression="float32")
     outputs = load_artifact(artifact).predict(texts)
-    assert outputs["label"].tolist() == reference["label"].tolist()
+    assert outputs["class_id"].tolist() == reference["class_id"].tolist()
     assert np.max(np.abs(outputs["probabilities"] - reference["probabilities"])) < 1e-4  # float32 throughout
 
 
