@@ -231,9 +231,9 @@ _LOCK = threading.Lock()
 
 def in_float32(model):
     """`model` itself when every layer computes in float32, else a copy with the same weights that does: what the
-    exports serve. A model trained in bfloat16 (the default on hardware with bfloat16 units) is exported in float32,
-    which runs at full speed on any machine (bfloat16 without such units is emulated) and was as fast at batch 64
-    and faster at batch 1 on the development CPU (docs/performance.md).
+    exports serve. A model trained in bfloat16 (`load_backbone(dtype="mixed_bfloat16")` or `"auto"`) is exported
+    in float32, which runs at full speed on any machine (bfloat16 without bfloat16 units is emulated) and was as
+    fast at batch 64 and faster at batch 1 on the development CPU (docs/performance.md).
 
     >>> in_float32(model) is model  # a float32 model is served as it is
     True
