@@ -46,13 +46,14 @@ class BatchClock(keras.callbacks.Callback):
 
 def cpu_name():
     """The CPU's model name (Linux: /proc/cpuinfo's "model name"), and whether it has AMX bfloat16 units."""
-    name, amx = platform.processor() or platform.machine(), False
+    from tunekit.backbones.precision import cpu_flags
+
+    name = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            text = info.read()
-        model = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
-        name, amx = (model[0] if model else name), " amx_bf16" in text
-    return f"{name}{', AMX' if amx else ''}"
+            model = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+        name = model[0] if model else name
+    return f"{name}{', AMX' if 'amx_bf16' in cpu_flags() else ''}"
 
 
 def machine():

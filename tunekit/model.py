@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tunekit.backbones.precision import float32_copy
 from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.heads import TASKS, Task, register_task, task_from_config
 from tunekit.inputs.kinds import TEXTS, WORDS, input_kind
@@ -240,19 +241,7 @@ def in_float32(model):
     """
     if all(keras.backend.standardize_dtype(layer.compute_dtype) == "float32" for layer in model.core.layers):
         return model
-
-    def float32_policies(config):
-        if isinstance(config, dict):
-            if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
-                return {**config, "config": {**config["config"], "name": "float32"}}
-            return {key: float32_policies(value) for key, value in config.items()}
-        if isinstance(config, list):
-            return [float32_policies(value) for value in config]
-        return config
-
-    copy = keras.saving.deserialize_keras_object(float32_policies(keras.saving.serialize_keras_object(model)))
-    copy.set_weights(model.get_weights())
-    return copy
+    return float32_copy(model)
 
 
 class Predictor:

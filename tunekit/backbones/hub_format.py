@@ -27,6 +27,7 @@ import os
 
 import tensorflow as tf
 
+from tunekit.backbones.precision import float32_copy
 from tunekit.files import write_atomically
 from tunekit.formats import BACKBONE_INFO_FILE, FORMAT_VERSIONS, write_manifest
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
@@ -49,10 +50,7 @@ def save_hub_encoder(encoder, export_dir, *, vocab_file=None, do_lower_case=None
     if not encoder.built:
         encoder.build()
     if encoder.compute_dtype != "float32":  # e.g. trained in bfloat16: the SavedModel computes in float32
-        float32 = type(encoder).from_config({**encoder.get_config(), "dtype": "float32"})
-        float32.build()
-        float32.set_weights(encoder.get_weights())
-        encoder = float32
+        encoder = float32_copy(encoder)
     module = _hub_encoder_module(encoder, vocab_file, do_lower_case)
     return write_atomically(
         export_dir, lambda path: tf.saved_model.save(module, path, signatures={"serving_default": module.serve})

@@ -85,3 +85,23 @@ def cpu_flags():
     except OSError:
         pass
     return set()
+
+
+def float32_copy(layer):
+    """A copy of a built Keras layer or model with every dtype policy set to float32 and the same weights (which
+    are float32 under any mixed policy): what exports compute with, however the original trained."""
+
+    def float32_policies(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+            return {key: float32_policies(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [float32_policies(value) for value in config]
+        return config
+
+    copy = keras.saving.deserialize_keras_object(float32_policies(keras.saving.serialize_keras_object(layer)))
+    if not copy.built:
+        copy.build()
+    copy.set_weights(layer.get_weights())
+    return copy
