@@ -51,7 +51,9 @@ def main():
     labelled, unlabelled = order[:args.labelled], order[args.labelled:]
     test_texts, test_labels = tk.datasets.imdb("test", data_dir=data_dir, limit=args.test_size)
 
-    options = {"learning_rate": 1e-4, "epochs": 1, "batch_size": 16, "seed": 0, "verbose": 0}
+    # Random batches, as in the recorded results (length grouping became the default after them).
+    options = {"learning_rate": 1e-4, "epochs": 1, "batch_size": 16, "seed": 0, "verbose": 0,
+               "group_by_length": False}
 
     def model(keep):
         backbone = tk.load_backbone("minilm-l6", seq_length=256)

@@ -2,6 +2,7 @@
 
     python benchmarks/imdb_minilm.py                         # 3,000 official train reviews, all 25,000 test reviews
     python benchmarks/imdb_minilm.py --train-size 25000 --epochs 2 --seq-length 512   # the full recipe (GPU)
+    python benchmarks/imdb_minilm.py --train-size 25000 --dtype mixed_bfloat16        # all train reviews, 1 epoch
 
 Reads the official splits from ../shared/data/imdb (set TUNEKIT_SHARED_DATA to move it). Prints train/test
 sizes, time and throughput of each phase, and the test metrics, with the example's settings by default so
@@ -25,6 +26,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--dtype", default=None, help='load_backbone(dtype=...), e.g. "mixed_bfloat16" '
+                        "(default: float32)")
+    parser.add_argument("--no-group-by-length", action="store_true", help="random batches (more padding)")
     args = parser.parse_args()
 
     data_dir = shared_data("imdb")
@@ -33,15 +37,17 @@ def main():
     print(f"machine: {machine()}")
     print(f"train {len(train_texts)} reviews, test {len(test_texts)} reviews (official splits)")
 
-    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation)
+    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation,
+                                dtype=args.dtype)
     model = tk.attach_head(backbone, "classification", labels=tk.datasets.IMDB_LABELS, seed=0)
     trainer = tk.Trainer(model, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
-                         seed=0, verbose=2)
+                         seed=0, verbose=2, group_by_length=not args.no_group_by_length)
     with Stopwatch() as training:
         trainer.fit(train_texts, train_labels)
     with Stopwatch() as testing:
         metrics = trainer.evaluate(test_texts, test_labels)
-    print_table(f"IMDB, {args.backbone}, seq_length {args.seq_length} ({args.truncation}), {args.epochs} epoch(s)", [{
+    print_table(f"IMDB, {args.backbone}, seq_length {args.seq_length} ({args.truncation}), {args.epochs} epoch(s), "
+                f"{args.dtype or 'float32'}, {'random' if args.no_group_by_length else 'length-grouped'} batches", [{
         "train_reviews": len(train_texts),
         "test_reviews": len(test_texts),
         "train_s": round(training.seconds, 1),

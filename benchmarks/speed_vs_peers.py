@@ -135,7 +135,7 @@ def training_row(name, seconds, clock, num_examples, batch_size, epochs, accurac
 
 # ---------------------------------------------------------------------------------------------------- contenders
 
-def train_tunekit(data, args, *, seq_length, truncation="head", dtype=None, group_by_length=False):
+def train_tunekit(data, args, *, seq_length, truncation="head", dtype=None, group_by_length=True):
     (train_texts, train_labels), (test_texts, test_labels) = data
     backbone = tk.load_backbone("minilm-l6", seq_length=seq_length, truncation=truncation, dtype=dtype)
     model = tk.attach_head(backbone, "classification", labels=LABELS, seed=0)
@@ -145,7 +145,7 @@ def train_tunekit(data, args, *, seq_length, truncation="head", dtype=None, grou
     with Stopwatch() as training:
         trainer.fit(train_texts, train_labels)
     accuracy = trainer.evaluate(test_texts, test_labels)["accuracy"]
-    name = "tunekit" + (" bf16" if dtype else "") + (" grouped" if group_by_length else "")
+    name = "tunekit" + (" bf16" if dtype else "") + ("" if group_by_length else " ungrouped")
     row = training_row(name, training.seconds, clock, len(train_texts), args.batch_size, args.epochs, accuracy,
                        truncation=truncation)
     return row, trainer
@@ -351,7 +351,7 @@ def main():
                     f"seq_length {PEER_SEQ_LENGTH} for all")
         rows = [train_kerashub(sst2, args), train_classic(sst2, args, hub_folder)]
         gc.collect()
-        for options in ({}, {"group_by_length": True}, {"group_by_length": True, "dtype": "mixed_bfloat16"}):
+        for options in ({"group_by_length": False}, {}, {"dtype": "mixed_bfloat16"}):
             rows.append(train_tunekit(sst2, args, seq_length=PEER_SEQ_LENGTH, **options)[0])
             gc.collect()
         print_table(f"SST-2: {len(sst2[0][0])} train sentences, {len(sst2[1][0])} dev; {settings}", with_ratios(rows))

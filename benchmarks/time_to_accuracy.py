@@ -18,9 +18,9 @@ its start, which is most of the smoke run's time):
   output, dropout 0.1, Dense(1) logits, constant Adam at `--peer-learning-rate`, texts padded to 128.
 - tunekit: the defaults: `load_backbone("minilm-l6")` (seq_length 128, head+tail truncation) and `Trainer(model)`
   (AdamW, learning rate None -> 1e-4 for MiniLM, 10% warmup then linear decay over the planned `--epochs` of
-  `--train-size` texts, batches padded to their longest text).
-- tunekit-best: as tunekit plus `group_by_length=True` and `dtype="mixed_bfloat16"` (speed_vs_peers.py's
-  "tunekit bf16 grouped"). Its batches group texts of similar length, so its order differs by design.
+  `--train-size` texts, batches of texts of similar length each padded to its longest text: `group_by_length`,
+  the default since these measurements, so its order differs from the peers' by design).
+- tunekit-best: as tunekit plus `dtype="mixed_bfloat16"` (speed_vs_peers.py's "tunekit bf16").
 
 Each contender trains for `--epochs` over the training texts or `--max-train-seconds` of training, whichever
 ends first, and is evaluated every `--eval-every` steps (and at the end) with a batched predict on a fixed sample
@@ -55,7 +55,7 @@ from tunekit.inputs.text_batches import epoch_seed
 
 CONTENDERS = ("kerashub", "classic", "tunekit", "tunekit-best")
 NAMES = {"kerashub": "KerasHub BertTextClassifier", "classic": "classic hub.KerasLayer",
-         "tunekit": "tunekit defaults", "tunekit-best": "tunekit bf16 grouped"}
+         "tunekit": "tunekit defaults", "tunekit-best": "tunekit bf16"}
 DATASETS = ("imdb", "sst2")
 SEED = 0
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -123,7 +123,7 @@ def evaluation_clock(callback_base, *, name, dataset, every_steps, every_seconds
 # ---------------------------------------------------------------------------------------------------- data
 
 def training_order(count, epochs, seed=SEED):
-    """The example order tunekit's `Trainer(seed=seed)` trains in (without length grouping), one index array per
+    """The example order tunekit's `Trainer(seed=seed, group_by_length=False)` trains in, one index array per
     epoch: its per-epoch tf.data shuffle (`epoch_seed`), reproduced here so the peers see the same batches."""
     keras.utils.set_random_seed(seed)  # the tf.data shuffle seed pairs the global seed with the op seed, as in fit
     return [np.fromiter(tf.data.Dataset.range(count).shuffle(count, seed=epoch_seed(seed, epoch),
@@ -192,8 +192,8 @@ def run_tunekit(data, clock, args, *, best):
     (train_texts, train_labels), (test_texts, test_labels) = data
     backbone = tk.load_backbone("minilm-l6", dtype="mixed_bfloat16") if best else tk.load_backbone("minilm-l6")
     model = tk.attach_head(backbone, "classification", labels=LABELS, seed=SEED)
-    trainer = tk.Trainer(model, epochs=args.epochs, batch_size=args.batch_size, seed=SEED, group_by_length=best,
-                         verbose=0, callbacks=[clock])
+    trainer = tk.Trainer(model, epochs=args.epochs, batch_size=args.batch_size, seed=SEED, verbose=0,
+                         callbacks=[clock])
     clock.evaluate = lambda: np.mean(np.argmax(trainer.predict(test_texts, batch_size=args.eval_batch_size),
                                                axis=-1) == test_labels)
     clock.start()
@@ -357,7 +357,7 @@ def main():
               + (f" or {args.eval_every_seconds:g} training seconds" if args.eval_every_seconds else "")
               + f"; peers: constant Adam {args.peer_learning_rate:g}, seq 128 fixed padding, head truncation; "
               "tunekit: Trainer defaults (AdamW, 1e-4 for MiniLM, warmup 10% + linear decay), seq_length 128 "
-              "head+tail, batches padded to their longest text; tunekit-best: + group_by_length, mixed_bfloat16\n")
+              "head+tail, batches of similar length padded to their longest text; tunekit-best: + mixed_bfloat16\n")
     print(header, end="", flush=True)
     output.write(header)
 

@@ -54,7 +54,8 @@ def test_a_smaller_student_learns_to_agree_with_its_teacher_and_saves_as_an_ordi
                          seed=0, verbose=0)
     after = (student.predict(texts).argmax(1) == teacher.predict(texts).argmax(1)).mean()
     assert after >= 0.9 and after > before, (before, after)
-    assert trainer.history["teacher_agreement"][-1] >= 0.9
+    agreement = trainer.history["teacher_agreement"]  # per epoch, on the training batches, dropout on
+    assert agreement[-1] >= 0.8 and agreement[-1] > agreement[0], agreement
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(teacher_weights, teacher.weights))  # teacher untouched
     trainer.save(tmp_path / "student")
     np.testing.assert_allclose(tk.load_model(tmp_path / "student").predict(texts), student.predict(texts), atol=1e-6)

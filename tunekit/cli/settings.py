@@ -155,7 +155,8 @@ SETTINGS = {
         "checkpoint_dir": Setting((S, N), None, "save the weights after every epoch into this folder"),
         "seed": Setting((int, N), None, "makes the run repeatable", shown_default="random", flag="--seed",
                         metavar="N", flag_type=int),
-        "group_by_length": Setting((bool,), False, "batch texts of similar length together: less padding"),
+        "group_by_length": Setting((bool,), True, "batch texts of similar length together: less padding; false "
+                                                     "where length tracks the label"),
         "jit_compile": Setting((bool,), False, "compile the training step with XLA"),
         "verbose": Setting((S, int), "auto", "Keras progress output: auto, 0, 1 or 2",
                            shown_default="1 on a terminal, 2 (a line per epoch) otherwise, 0 with -q"),

@@ -203,10 +203,11 @@ class Trainer:
         callbacks: extra Keras callbacks.
         seed: makes runs repeatable: seeds Keras/NumPy/Python, the shuffle order and every dropout layer
             (for identical weights across processes also pass `seed` to `attach_head`); an int from 0 to 2**31 - 1.
-        group_by_length: batch training texts of similar length together. Each batch is padded only to its
-            longest text, so on data of mixed lengths this cuts padding (SST-2: see benchmarks/sst2_minilm.py);
-            batches stay random otherwise. Off by default: where length correlates with the label, batches of
-            one length are batches of one label, which can slow learning.
+        group_by_length: batch training texts of similar length together (on by default). Each batch is padded
+            only to its longest text, so on data of mixed lengths this cuts padding: measured over 3 seeds
+            (docs/performance.md), SST-2 trained 1.78x faster at +0.34 points and IMDB at equal speed and
+            +0.12 points. Batches stay random draws apart from their length. Pass False where length tracks the
+            label (batches of one length would then be batches of one label).
         jit_compile: compile the training step with XLA (the string preprocessing is never compiled).
         verbose: Keras progress output: "auto", 0, 1 or 2.
         backup_dir: keep crash-safe backups of the run here (model, optimizer, epoch and step, data order,
@@ -242,7 +243,7 @@ class Trainer:
 
     def __init__(self, model, *, learning_rate=None, epochs=3, batch_size=32, weight_decay=0.01,
                  warmup_ratio=0.1, schedule="linear", clipnorm=1.0, early_stopping_patience=None,
-                 checkpoint_dir=None, callbacks=None, seed=None, group_by_length=False, jit_compile=False,
+                 checkpoint_dir=None, callbacks=None, seed=None, group_by_length=True, jit_compile=False,
                  verbose="auto", backup_dir=None, backup_every=100, log_dir=None, log_every=10, class_weight=None,
                  gradient_accumulation_steps=1, layer_decay=None, augment=None):
         if not isinstance(model, TextModel):
