@@ -47,8 +47,8 @@ from common import BatchClock, RunLog, cpu_name, machine, print_table, shared_da
 import tunekit as tk
 from tunekit.inputs.text_batches import split_segments, text_dataset
 
-# The README example's settings (examples/imdb_sentiment.py); the other datasets use the defaults.
-EXAMPLE = {"seq_length": 256, "batch_size": 16, "learning_rate": 1e-4}
+# The README example's load_backbone and Trainer options (examples/imdb_sentiment.py); other datasets: the defaults.
+EXAMPLE = ({"seq_length": 256}, {"batch_size": 16, "learning_rate": 1e-4})
 SETTINGS = {"ungrouped": (None, False), "bf16 ungrouped": ("mixed_bfloat16", False), "grouped": (None, True),
             "bf16 grouped": ("mixed_bfloat16", True)}
 BASELINE = "ungrouped"
@@ -76,12 +76,12 @@ def load(dataset, args):
 def run(setting, seed, train, test, args, dataset):
     """Trains one row's model -> {accuracy, seconds, steady_ex_per_s}."""
     dtype, grouped = SETTINGS[setting]
-    example = EXAMPLE if dataset == "imdb-example" else {}
-    backbone = tk.load_backbone("minilm-l6", dtype=dtype, **({"seq_length": example["seq_length"]} if example else {}))
+    backbone_options, trainer_options = EXAMPLE if dataset == "imdb-example" else ({}, {})
+    backbone = tk.load_backbone("minilm-l6", dtype=dtype, **backbone_options)
     model = tk.attach_head(backbone, "classification", labels=LABELS, seed=seed)
     clock = BatchClock()
     trainer = tk.Trainer(model, epochs=args.epochs, seed=seed, group_by_length=grouped, callbacks=[clock],
-                         verbose=0, **{key: value for key, value in example.items() if key != "seq_length"})
+                         verbose=0, **trainer_options)
     started = time.perf_counter()
     trainer.fit(*train)
     seconds = time.perf_counter() - started
