@@ -20,7 +20,10 @@ its start, which is most of the smoke run's time):
   (AdamW, learning rate None -> 1e-4 for MiniLM, 10% warmup then linear decay over the planned `--epochs` of
   `--train-size` texts, batches of texts of similar length each padded to its longest text: `group_by_length`,
   the default since these measurements, so its order differs from the peers' by design).
-- tunekit-best: as tunekit plus `dtype="mixed_bfloat16"` (speed_vs_peers.py's "tunekit bf16").
+- tunekit-windows: as tunekit, reading each test review whole in windows of 128 tokens (the mean of their
+  probabilities: `load_backbone(long_texts="windows")`); training is the same. IMDB only: every SST-2 sentence fits
+  in one window, so there it would repeat the tunekit row.
+- tunekit-best: as tunekit-windows plus `dtype="mixed_bfloat16"` (bfloat16 compute, float32 weights).
 
 Each contender trains for `--epochs` over the training texts or `--max-train-seconds` of training, whichever
 ends first, and is evaluated every `--eval-every` steps (and at the end) with a batched predict on a fixed sample
@@ -53,9 +56,10 @@ import tunekit as tk
 from tunekit.backbones.hub_format import save_backbone
 from tunekit.inputs.text_batches import epoch_seed
 
-CONTENDERS = ("kerashub", "classic", "tunekit", "tunekit-best")
+CONTENDERS = ("kerashub", "classic", "tunekit", "tunekit-windows", "tunekit-best")
 NAMES = {"kerashub": "KerasHub BertTextClassifier", "classic": "classic hub.KerasLayer",
-         "tunekit": "tunekit defaults", "tunekit-best": "tunekit bf16"}
+         "tunekit": "tunekit defaults", "tunekit-windows": "tunekit windows", "tunekit-best": "tunekit windows bf16"}
+SHORT_TEXTS = {"sst2"}  # datasets whose texts all fit in one window: tunekit-windows is skipped there
 DATASETS = ("imdb", "sst2")
 SEED = 0
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -188,9 +192,10 @@ def run_classic(data, clock, args, hub_folder):
     model.fit(batches, epochs=1, callbacks=[clock], verbose=0)
 
 
-def run_tunekit(data, clock, args, *, best):
+def run_tunekit(data, clock, args, *, windows, best):
     (train_texts, train_labels), (test_texts, test_labels) = data
-    backbone = tk.load_backbone("minilm-l6", dtype="mixed_bfloat16") if best else tk.load_backbone("minilm-l6")
+    backbone = tk.load_backbone("minilm-l6", long_texts="windows" if windows else "truncate",
+                                dtype="mixed_bfloat16" if best else None)
     model = tk.attach_head(backbone, "classification", labels=LABELS, seed=SEED)
     trainer = tk.Trainer(model, epochs=args.epochs, batch_size=args.batch_size, seed=SEED, verbose=0,
                          callbacks=[clock])
@@ -220,7 +225,8 @@ def run_contender(contender, dataset, data, args, hub_folder):
         elif contender == "classic":
             run_classic(data, clock, args, hub_folder)
         else:
-            run_tunekit(data, clock, args, best=contender == "tunekit-best")
+            run_tunekit(data, clock, args, windows=contender in ("tunekit-windows", "tunekit-best"),
+                        best=contender == "tunekit-best")
     except Exception as error:  # a contender that cannot run here is reported, the others go on
         row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
         print(f"  {contender} | {dataset} | could not run: {row['error']}", flush=True)
@@ -357,7 +363,8 @@ def main():
               + (f" or {args.eval_every_seconds:g} training seconds" if args.eval_every_seconds else "")
               + f"; peers: constant Adam {args.peer_learning_rate:g}, seq 128 fixed padding, head truncation; "
               "tunekit: Trainer defaults (AdamW, 1e-4 for MiniLM, warmup 10% + linear decay), seq_length 128 "
-              "head+tail, batches of similar length padded to their longest text; tunekit-best: + mixed_bfloat16\n")
+              "head+tail, batches of similar length padded to their longest text; tunekit-windows: + long_texts='windows' "
+              "(IMDB only); tunekit-best: + mixed_bfloat16 and windows\n")
     print(header, end="", flush=True)
     output.write(header)
 
@@ -372,7 +379,8 @@ def main():
                 contenders = [name for name in contenders if name != "classic"]
         for dataset in datasets:
             data = load_data(dataset, args)
-            runs = [run_contender(contender, dataset, data, args, hub_folder) for contender in contenders]
+            runs = [run_contender(contender, dataset, data, args, hub_folder) for contender in contenders
+                    if not (contender == "tunekit-windows" and dataset in SHORT_TEXTS)]
             curves[dataset] = runs
             train_count, test_count = len(data[0][0]), len(data[1][0])
             test_name = (f"{test_count} IMDB test reviews (balanced sample)" if dataset == "imdb"

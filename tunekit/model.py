@@ -46,6 +46,7 @@ from tunekit.formats import TEXT_INPUT_NAMES
 from tunekit.heads import TASKS, Task, register_task, task_from_config
 from tunekit.inputs.kinds import TEXTS, WORDS, input_kind
 from tunekit.inputs.text_batches import split_segments
+from tunekit.inputs.text_windows import WindowMean
 from tunekit.preprocessing.packing import MODEL_INPUT_KEYS
 
 
@@ -78,9 +79,12 @@ class TextModel(keras.Model):
         task = task if isinstance(task, Task) else task_from_config(task)
         if num_segments not in (1, 2):
             raise ValueError(f"num_segments must be 1 (single texts) or 2 (text pairs), got {num_segments!r}.")
+        check_long_texts(preprocessor, task, num_segments)
         texts = [keras.Input(shape=(), dtype="string", name=name) for name in TEXT_INPUT_NAMES[:num_segments]]
         token_ids = preprocessor(texts if num_segments == 2 else texts[0])
-        outputs = core(token_ids)
+        outputs = core({key: token_ids[key] for key in MODEL_INPUT_KEYS})
+        if "text_of_window" in token_ids:  # long texts read in windows: one output per text, the windows' mean
+            outputs = WindowMean(name="window_mean")(outputs, token_ids["text_of_window"], texts[0])
         super().__init__(inputs=texts if num_segments == 2 else texts[0], outputs=outputs, **kwargs)
         self.preprocessor = preprocessor
         self.core = core
@@ -147,6 +151,20 @@ class TextModel(keras.Model):
         return cls(**config)
 
 
+def check_long_texts(preprocessor, task, num_segments):
+    """Refuses `long_texts="windows"` where windows do not apply: text pairs and per-token tasks."""
+    if preprocessor.long_texts != "windows":
+        return
+    if task.per_token:
+        raise ValueError(
+            f"long_texts='windows' is for one output per text; the {task.name!r} task reads long sentences whole "
+            "already (in chunks of seq_length word-pieces). Load the backbone with long_texts='truncate'.")
+    if num_segments == 2:
+        raise ValueError(
+            "long_texts='windows' reads single texts; text pairs are trimmed round-robin to seq_length. Load the "
+            "backbone with long_texts='truncate' for a pair model, or raise seq_length.")
+
+
 def _in_memory(values):
     """True for a list, tuple, numpy array or pandas Series (texts held in Python), not for (lists of) tensors."""
     if isinstance(values, (list, tuple)):
@@ -203,6 +221,7 @@ def attach_head(backbone, task, *, num_classes=None, labels=None, num_outputs=1,
     else:
         head = TASKS[task].from_arguments(backbone, num_classes=num_classes, labels=labels, num_outputs=num_outputs,
                                           threshold=threshold, pooling=pooling, text_pairs=text_pairs)
+    check_long_texts(backbone.preprocessor, head, 2 if text_pairs else 1)
     core = build_core(backbone.encoder, head, pooling=pooling or backbone.pooling, dropout=dropout, seed=seed)
     return TextModel(backbone.preprocessor, core, head, num_segments=2 if text_pairs else 1,
                      name=f"{head.name}_model")

@@ -109,6 +109,8 @@ SETTINGS = {
                               flag="--seq-length", metavar="N", flag_type=positive_int),
         "truncation": Setting((S,), "head_tail", 'long texts: "head_tail" keeps the start and the end, "head" the '
                                                  "start"),
+        "long_texts": Setting((S,), "truncate", 'at prediction: "truncate" texts as `truncation` cuts them, or '
+                                                '"windows": read all of a long text in windows and average'),
         "trainable": Setting((bool,), True, "fine-tune the encoder too; false trains the head only"),
         "preprocessor": Setting((S, N), None, "preprocessor handle for a backbone that needs one",
                                 shown_default="the backbone's own", flag="--preprocessor", metavar="HANDLE"),

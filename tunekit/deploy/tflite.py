@@ -76,6 +76,11 @@ def export_tflite(model, path, *, compression="int8", validation_data=None, base
     if base is not None and not isinstance(base, str):
         raise TypeError(f"base must be a string naming the source model, got {type(base).__name__}.")
     refuse_saved_model_encoder(model.encoder, "LiteRT export", "its graph holds ops that LiteRT has no kernel for")
+    if model.preprocessor.reads_windows(model.num_segments):
+        raise ValueError(
+            "This model reads long texts in windows (load_backbone(long_texts='windows')), which the LiteRT graph "
+            "does not do: it packs one row per text. Export it with tunekit.export_model (a SavedModel, which reads "
+            "windows), or train with load_backbone(long_texts='truncate') for LiteRT.")
     validation = _validation_segments(model, validation_data) if validation_data is not None else None
     check_replaceable(path, "tflite")  # a user's folder is refused before the (slow) conversion
     check_finite_weights(model, "export")

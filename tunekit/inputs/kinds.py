@@ -73,19 +73,19 @@ class TextInputs:
         `predictor`, more through a `tf.data` pipeline."""
         from tunekit.inputs.text_batches import text_dataset
 
-        if len(segments[0]) <= limit:
+        # Windows: the compiled function pools each batch's windows, whatever the number of texts.
+        if len(segments[0]) <= limit or model.preprocessor.reads_windows(len(segments)):
             return predictor(model).texts(segments, batch_size)
         return model.core.predict(text_dataset(model.preprocessor, segments, batch_size=batch_size), verbose=0)
 
     def predict_function(self, preprocessor, core, num_segments):
         """`(run, input_signature)` of the compiled prediction function (`tunekit.model.Predictor`): strings `[B]`
-        (one tensor per segment) -> tokenize, pack, cut to the batch's longest text -> the model's output."""
+        (one tensor per segment) -> tokenize, pack, cut to the batch's longest text -> the model's output (with
+        `long_texts="windows"`: of every window, averaged per text)."""
         import tensorflow as tf
 
-        from tunekit.inputs.text_batches import trim_to_longest
-
         def run(*segments):
-            return core(trim_to_longest(preprocessor.encode(list(segments))), training=False)
+            return text_outputs(preprocessor, core, list(segments))
 
         return run, [tf.TensorSpec([None], tf.string, name=f"text_{i}") for i in range(num_segments)]
 
@@ -225,13 +225,11 @@ def text_serving_function(model):
     import tensorflow as tf
 
     from tunekit.formats import TEXT_INPUT_NAMES
-    from tunekit.inputs.text_batches import trim_to_longest
 
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUT_NAMES[: model.num_segments]]
 
     def outputs(segments):
-        inputs = trim_to_longest(model.preprocessor.encode(segments))
-        return model.task.serving_outputs(model.core(inputs, training=False))
+        return model.task.serving_outputs(text_outputs(model.preprocessor, model.core, segments))
 
     if model.num_segments == 1:
         def serve(text):
@@ -240,6 +238,21 @@ def text_serving_function(model):
         def serve(text, text_pair):
             return outputs([text, text_pair])
     return serve, signature
+
+
+def text_outputs(preprocessor, core, segments):
+    """1 or 2 string tensors `[B]` -> the model's outputs `[B, ...]`: rows packed by `preprocessor`, each batch cut
+    to its longest row; for a preprocessor that reads long texts in windows, the mean over each text's windows
+    (`tunekit.inputs.text_windows`)."""
+    from tunekit.inputs.text_batches import trim_to_longest
+    from tunekit.inputs.text_windows import pool_windows
+
+    if preprocessor.reads_windows(len(segments)):
+        import tensorflow as tf
+
+        rows, text_of_window = preprocessor.windows(segments[0])
+        return pool_windows(core(trim_to_longest(rows), training=False), text_of_window, tf.shape(segments[0])[0])
+    return core(trim_to_longest(preprocessor.encode(segments)), training=False)
 
 
 def input_kind(task):

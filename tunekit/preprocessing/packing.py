@@ -21,6 +21,7 @@ MIN_SEQ_LENGTH = 3
 MAX_SEQ_LENGTH = 512
 MODEL_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 TRUNCATION_MODES = ("head", "head_tail")
+LONG_TEXT_MODES = ("truncate", "windows")
 
 
 def validate_seq_length(seq_length):
@@ -46,6 +47,15 @@ def validate_truncation(truncation):
             "texts, 'head_tail' keeps their first quarter and last three quarters of the token budget."
         )
     return truncation
+
+
+def validate_long_texts(long_texts):
+    if long_texts not in LONG_TEXT_MODES:
+        raise ValueError(
+            f"long_texts must be one of {LONG_TEXT_MODES}, got {long_texts!r}: 'truncate' reads the first "
+            "seq_length tokens of a text (as `truncation` cuts it), 'windows' reads all of it at prediction, in "
+            "windows of seq_length tokens whose outputs are averaged.")
+    return long_texts
 
 
 def keep_head_and_tail(tokens, budget):

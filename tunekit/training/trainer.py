@@ -332,6 +332,25 @@ class Trainer:
         first_read = dataset_size_and_labels(dataset, self.model.num_segments)
         return first_read, None if first_read.labels is None else self.task.encode_labels(first_read.labels)
 
+    def _reads_windows(self):
+        return self.model.preprocessor.reads_windows(self.model.num_segments)
+
+    def _dataset_in_memory(self, dataset, y, *, labels_required=True):
+        """A `tf.data.Dataset` of texts or `(text, label)` elements, read in one pass -> (validated segments,
+        encoded labels or None): what a model reading long texts in windows predicts on."""
+        if y is not None:
+            raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
+        elements = list(dataset.as_numpy_iterator())
+        labelled = bool(elements) and isinstance(elements[0], tuple) and len(elements[0]) == 2
+        if not elements or not all(isinstance(text, bytes) for text in (e[0] if labelled else e for e in elements)):
+            raise TypeError(f"A tf.data.Dataset for this model must yield unbatched (text, label) elements (or texts "
+                            f"alone) and at least one, got element_spec {dataset.element_spec}.")
+        texts = [(element[0] if labelled else element).decode("utf-8") for element in elements]
+        labels = None
+        if labelled:
+            labels = [element[1].decode("utf-8") if isinstance(element[1], bytes) else element[1] for element in elements]
+        return self._read(texts, labels, labels_required=labels_required)
+
     def _read(self, x, y=None, *, labels_required=True):
         """In-memory inputs and labels -> (inputs validated by the task's input kind: segments of texts or words of
         sentences; the labels encoded by the task, or None without `y`)."""
@@ -634,6 +653,9 @@ class Trainer:
         without words gets a `[0, C]` array). A few texts cost about what the model itself takes: see
         `tunekit.model.predict_texts`."""
         kind = input_kind(self.task)
+        if isinstance(x, tf.data.Dataset) and self._reads_windows():
+            inputs, _ = self._dataset_in_memory(x, None, labels_required=False)
+            return predict_inputs(self.model, inputs, batch_size=self._batch_size(batch_size))
         if isinstance(x, tf.data.Dataset) and kind.accepts_datasets:
             return self.model.core.predict(self._dataset(x, labels_required=False, batch_size=batch_size), verbose=0)
         inputs = kind.read_unlabelled(x, self.model.num_segments)
@@ -659,9 +681,13 @@ class Trainer:
             probabilities = predict_inputs(self.model, words, batch_size=self._batch_size(batch_size))
             loss = float(self.task.loss()(np.concatenate(tags), np.concatenate(probabilities)))
             return {"loss": loss, **self.task.evaluate(tags, probabilities)}
-        dataset = self._dataset(x, y, batch_size=batch_size)
-        truth = np.concatenate([labels.numpy() for _, labels in dataset])
-        predictions = predict_batches(self.model.core, dataset)
+        if self._reads_windows():  # long texts read whole: the model's windows, averaged per text
+            segments, truth = (self._dataset_in_memory(x, y) if isinstance(x, tf.data.Dataset) else self._read(x, y))
+            predictions = predict_inputs(self.model, segments, batch_size=self._batch_size(batch_size))
+        else:
+            dataset = self._dataset(x, y, batch_size=batch_size)
+            truth = np.concatenate([labels.numpy() for _, labels in dataset])
+            predictions = predict_batches(self.model.core, dataset)
         loss = float(self.task.loss()(truth, predictions))
         return {"loss": loss, **self.task.evaluate(truth, predictions)}
 
