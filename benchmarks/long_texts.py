@@ -1,6 +1,6 @@
 """Long reviews: read them whole in overlapping windows, or truncate them? Accuracy against the tokens each way reads.
 
-    python benchmarks/long_texts.py                 # IMDB 3,000 train / 2,000 test reviews, seq_length 128 and 256 (~20 min)
+    python benchmarks/long_texts.py                 # IMDB 3,000 train / 2,000 test reviews, seq_length 128 and 256 (~50 min)
     python benchmarks/long_texts.py --quick         # 64 / 64 reviews: checks the script (~3 min)
 
 For each training `seq_length` (`--seq-lengths`), minilm-l6 is fine-tuned once with tunekit's defaults

@@ -290,7 +290,7 @@ def plot_curves(curves, thresholds, path):
         for run in runs:
             if run["points"]:
                 axis.plot([point[2] for point in run["points"]], [point[3] for point in run["points"]], marker=".",
-                          label=NAMES[run["contender"]])
+                          label=NAMES[run["contender"]], color=f"C{CONTENDERS.index(run['contender'])}")
         for threshold in thresholds[dataset]:
             axis.axhline(threshold, color="grey", linestyle=":", linewidth=0.8)
         axis.set_title({"imdb": "IMDB (test sample)", "sst2": "SST-2 (dev)"}[dataset])

@@ -27,6 +27,9 @@ def parse_args():
     parser.add_argument("--seq-length", type=int, default=256, help="tokens per review (default: 256)")
     parser.add_argument("--truncation", default="head_tail", choices=["head", "head_tail"],
                         help="which tokens of long reviews to keep (default: head_tail, the start and the end)")
+    parser.add_argument("--long-texts", default="truncate", choices=["truncate", "windows"],
+                        help="how evaluation and prediction read reviews longer than --seq-length: truncate them, or "
+                             "read them whole in windows (default: truncate)")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the training reviews (default: 1)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
@@ -42,7 +45,8 @@ def main():
     print(f"{len(train_texts)} training reviews, {len(test_texts)} held-out test reviews")
 
     # --- the five lines ---
-    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation)
+    backbone = tk.load_backbone(args.backbone, seq_length=args.seq_length, truncation=args.truncation,
+                                long_texts=args.long_texts)
     model = tk.attach_head(backbone, "classification", labels=tk.datasets.IMDB_LABELS, seed=0)
     trainer = tk.Trainer(model, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size, seed=0)
     trainer.fit(train_texts, train_labels)

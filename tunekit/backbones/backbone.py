@@ -92,7 +92,7 @@ def load_backbone(handle, *, seq_length=128, truncation="head_tail", long_texts=
         long_texts: how the model reads single texts longer than `seq_length` at prediction (`predict`,
             `evaluate`, the export): `"truncate"` (default) as `truncation` cuts them, or `"windows"`: all of the
             text, in consecutive windows of `seq_length` tokens, the text's output the mean of its windows'. Training
-            rows are truncated either way, so training costs the same. On IMDB at `seq_length=128` (3,000 training
+            rows (and `fit`'s validation metrics) are truncated either way, so training costs the same. On IMDB at `seq_length=128` (3,000 training
             reviews, 2,000 test reviews), windows gave 0.900 accuracy against 0.869 for head+tail truncation, for
             2.5x the prediction time (`benchmarks/long_texts.py`, docs/performance.md). For classification,
             multilabel and regression of single texts; not for pairs; token classification reads long sentences
