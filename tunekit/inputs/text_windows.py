@@ -1,4 +1,4 @@
-"""Long texts read whole: split into overlapping windows of `seq_length` tokens, one model row per window, and the
+"""Long texts read whole: split into consecutive windows of `seq_length` tokens, one model row per window, and the
 windows' outputs averaged back into one output per text.
 
 What `load_backbone(..., long_texts="windows")` makes a model do at prediction. Truncation
