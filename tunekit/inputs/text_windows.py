@@ -22,8 +22,6 @@ Example, with word-pieces as small ints (a budget of 4, a stride of 2):
 import keras
 import tensorflow as tf
 
-from tunekit.preprocessing.packing import flatten_words
-
 
 def validate_stride(stride, budget):
     """`stride` (None for `budget`) -> an int in 1..budget, or a `ValueError` saying which values work."""
@@ -37,9 +35,10 @@ def validate_stride(stride, budget):
 
 
 def window_tokens(tokens, budget, stride):
-    """Token ids `[texts, tokens]` (ragged) -> (windows `[windows, <= budget]` ragged, the text of each window `[windows]`
-    int32). See the module docstring for where windows start."""
-    tokens = flatten_words(tokens)
+    """Token ids `[texts, tokens]` or `[texts, words, word-pieces]` (ragged) -> (windows `[windows, <= budget]` ragged,
+    the text of each window `[windows]` int32). See the module docstring for where windows start."""
+    if tokens.shape.rank == 3:  # a tokenizer's words of word-pieces: the word-pieces in a row
+        tokens = tokens.merge_dims(-2, -1)
     lengths = tokens.row_lengths()
     budget, stride = tf.constant(budget, lengths.dtype), tf.constant(stride, lengths.dtype)
     over = tf.maximum(lengths - budget, 0)
