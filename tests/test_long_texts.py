@@ -94,8 +94,11 @@ def test_save_load_and_export_keep_reading_windows(models, tmp_path):
     assert not (tmp_path / "lite").exists()
 
 
-def test_tf_hub_preprocessor_reads_windows(hub_models):
-    backbone = tk.load_backbone(hub_models["encoder"], preprocessor=hub_models["preprocessor"], seq_length=16,
+@pytest.mark.parametrize("source", ["hub_models", "model_garden"])
+def test_tf_hub_encoders_read_windows(source, request):
+    """The SavedModel path (`hub_models`) and a published-format encoder from Model Garden's exporter, read natively."""
+    paths = request.getfixturevalue(source)
+    backbone = tk.load_backbone(paths["encoder"], preprocessor=paths["preprocessor"], seq_length=16,
                                 long_texts="windows")
     assert "long texts read in windows" in backbone.describe()
     model = tk.attach_head(backbone, "regression", seed=0)
