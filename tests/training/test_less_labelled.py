@@ -7,7 +7,7 @@ from sample_texts import sentiment_texts
 
 import tunekit as tk
 from tunekit import augment
-from tunekit.training.self_training import self_train
+from tunekit.training.self_training import select_pseudo_labels, self_train
 
 LABELS = ["neg", "pos"]
 
@@ -92,37 +92,60 @@ def test_augmentation_is_refused_where_it_cannot_apply(new_backbone):
     tk.Trainer(tagger, verbose=0, epochs=1, batch_size=2, augment=synonyms).fit(sentences, tags)
 
 
-def test_self_training_adds_only_the_confident_pseudo_labels(new_backbone):
+def test_pseudo_labels_are_the_most_confident_of_each_class_share_above_the_threshold():
+    probabilities = np.array([[0.99, 0.01], [0.60, 0.40], [0.95, 0.05], [0.97, 0.03], [0.20, 0.80],
+                              [0.10, 0.90], [0.45, 0.55], [0.98, 0.02], [0.30, 0.70], [0.55, 0.45]])
+    # budget 0.6 * 10 = 6 texts: class 0 (half the labelled texts) 3, class 1 3; class 1 has only 2 above 0.75
+    kept, pseudo = select_pseudo_labels(probabilities, threshold=0.75, fraction=0.6, class_shares=[0.5, 0.5])
+    np.testing.assert_array_equal(kept, [0, 3, 4, 5, 7])  # class 0: 0.99, 0.98, 0.97 (not 0.95); class 1: 2
+    np.testing.assert_array_equal(pseudo, [0, 0, 1, 1, 0])
+    kept, _ = select_pseudo_labels(probabilities, threshold=0.0, fraction=0.5, class_shares=[0.8, 0.2])
+    np.testing.assert_array_equal(kept, [0, 2, 3, 5, 7])  # 4 of class 0 (the most probable), 1 of class 1
+    kept, _ = select_pseudo_labels(probabilities, threshold=0.999, fraction=1.0, class_shares=[0.5, 0.5])
+    assert len(kept) == 0
+
+
+def test_self_training_trains_a_fresh_student_on_the_selected_pseudo_labels(new_backbone):
     texts, labels = sentiment_texts(32, seed=1)
     unlabeled, _ = sentiment_texts(24, seed=2)
     trainer = tk.Trainer(classifier(new_backbone), learning_rate=2e-3, epochs=3, batch_size=8, seed=0, verbose=0)
-    trainer.fit(texts, labels)
-    probabilities = trainer.predict(unlabeled)  # what the round will label with: `fit` below only records
-    threshold = float(np.median(probabilities.max(axis=1)))
-    confident = np.flatnonzero(probabilities.max(axis=1) >= threshold)
-    assert 0 < len(confident) < len(unlabeled)
-    calls = []
+    core = trainer.model.core
+    before, calls, teacher = core.get_weights(), [], {}
 
-    def fit(x, y, again):
-        calls.append((list(x), np.asarray(y), again))
+    def fit(x, y, epochs):  # the first training is real; the round's is recorded
+        calls.append((list(x), np.asarray(y), epochs, core.get_weights()))
+        if epochs is None:
+            trainer.fit(x, y)
+            teacher["weights"], teacher["probabilities"] = core.get_weights(), trainer.predict(unlabeled)
 
-    self_train(trainer, texts, labels, unlabeled, threshold=threshold, rounds=1, fit=fit)
-    (_, _, first_again), (x, y, again) = calls
-    assert (first_again, again) == (False, True)
-    assert x == list(texts) + [unlabeled[i] for i in confident]
-    np.testing.assert_array_equal(y, np.concatenate([labels, probabilities.argmax(axis=1)[confident]]))
-    assert trainer.self_training == [{"round": 1, "pseudo_labelled": len(confident), "unlabeled": 24,
-                                      "threshold": threshold, "label_counts": np.bincount(
-                                          probabilities.argmax(axis=1)[confident], minlength=2).tolist()}]
+    self_train(trainer, texts, labels, unlabeled, threshold=0.0, rounds=1, round_epochs=2, fraction=0.5, fit=fit)
+    (_, _, first_epochs, _), (x, y, round_epochs, student_start) = calls
+    assert (first_epochs, round_epochs) == (None, 2)
+    shares = np.bincount(trainer.task.encode_labels(labels), minlength=2) / len(labels)
+    kept, pseudo = select_pseudo_labels(teacher["probabilities"], threshold=0.0, fraction=0.5, class_shares=shares)
+    assert len(kept) == 12
+    assert x == list(texts) + [unlabeled[i] for i in kept]
+    np.testing.assert_array_equal(y, np.concatenate([labels, pseudo]))
+    # the student starts from the weights before the first training, not from the trained teacher's
+    assert not all(np.array_equal(a, b) for a, b in zip(teacher["weights"], before))
+    assert all(np.array_equal(a, b) for a, b in zip(student_start, before))
+    assert trainer.self_training == [{"round": 1, "pseudo_labelled": 12, "unlabeled": 24, "threshold": 0.0,
+                                      "fraction": 0.5, "label_counts": np.bincount(pseudo, minlength=2).tolist()}]
 
 
 def test_fit_with_unlabeled_texts_runs_the_rounds(new_backbone):
     texts, labels = sentiment_texts(16, seed=1)
-    trainer = tk.Trainer(classifier(new_backbone), epochs=1, batch_size=8, seed=0, verbose=0)
+    trainer = tk.Trainer(classifier(new_backbone), epochs=3, batch_size=8, seed=0, verbose=0)
     trainer.fit(texts, labels, unlabeled_texts=sentiment_texts(8, seed=2)[0], confidence_threshold=0.0,
                 self_training_rounds=2)
-    assert [r["pseudo_labelled"] for r in trainer.self_training] == [8, 8]
-    assert trainer.history["epoch"] == [1]  # the last round's fresh run
+    assert [r["round"] for r in trainer.self_training] == [1, 2]
+    # 40 % of 8 texts, half per class (as in the labels): at most 2 of each class
+    assert all(0 < r["pseudo_labelled"] == sum(r["label_counts"]) <= 4 for r in trainer.self_training)
+    assert max(trainer.self_training[-1]["label_counts"]) <= 2
+    assert trainer.history["epoch"] == [1, 2]  # the last round's student: 2 epochs by default
+    trainer.fit(texts, labels, unlabeled_texts=texts, confidence_threshold=0.0, self_training_rounds=1,
+                self_training_epochs=1, self_training_fraction=1.0, reset=True)
+    assert trainer.history["epoch"] == [1]
 
 
 @pytest.mark.parametrize("options, error, message", [
@@ -131,6 +154,8 @@ def test_fit_with_unlabeled_texts_runs_the_rounds(new_backbone):
     ({"unlabeled_texts": [1, 2]}, (TypeError, ValueError), "str|string"),
     ({"unlabeled_texts": ["a"], "confidence_threshold": 1.5}, ValueError, "confidence_threshold must be"),
     ({"unlabeled_texts": ["a"], "self_training_rounds": 0}, ValueError, "self_training_rounds must be"),
+    ({"unlabeled_texts": ["a"], "self_training_epochs": 1.5}, ValueError, "self_training_epochs must be"),
+    ({"unlabeled_texts": ["a"], "self_training_fraction": 0.0}, ValueError, "self_training_fraction must be"),
 ])
 def test_bad_self_training_settings_are_refused_before_any_work(new_backbone, options, error, message):
     model = classifier(new_backbone)

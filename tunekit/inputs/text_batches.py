@@ -267,15 +267,9 @@ def _bounded(count):
     return count
 
 
-def _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_read=None):
-    """A user's unbatched dataset -> (its `(token ids, label)` or token-id examples, tokenized in parallel and
-    cached; whether it has labels). Raises a `TypeError` for elements of the wrong form.
-
-    With the `FirstRead` of a labelled dataset (whose labels were checked), the examples are read now, once, and
-    must be the same (texts, label) elements, in any order (a dataset may shuffle itself): a dataset whose labels
-    change between two reads (a generator drawing them at random, a file rewritten meanwhile) is refused with a
-    `ValueError` before any work, instead of training on labels that were never checked.
-    """
+def check_dataset_elements(dataset, num_segments):
+    """Checks that a user's dataset yields unbatched texts (`num_segments` strings) or `(texts, label)` elements,
+    and at least one -> whether it has labels. Raises a `TypeError` (wrong form) or `ValueError` (empty)."""
     spec = dataset.element_spec
     has_labels = _has_labels(spec, num_segments)
     text_spec = spec[0] if has_labels else spec
@@ -290,6 +284,19 @@ def _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_r
         )
     if not any(True for _ in dataset.take(1)):
         raise ValueError("The dataset is empty: it yields no elements.")
+    return has_labels
+
+
+def _dataset_examples(preprocessor, dataset, num_segments, encode_label, first_read=None):
+    """A user's unbatched dataset -> (its `(token ids, label)` or token-id examples, tokenized in parallel and
+    cached; whether it has labels). Raises a `TypeError` for elements of the wrong form.
+
+    With the `FirstRead` of a labelled dataset (whose labels were checked), the examples are read now, once, and
+    must be the same (texts, label) elements, in any order (a dataset may shuffle itself): a dataset whose labels
+    change between two reads (a generator drawing them at random, a file rewritten meanwhile) is refused with a
+    `ValueError` before any work, instead of training on labels that were never checked.
+    """
+    has_labels = check_dataset_elements(dataset, num_segments)
     chunks = dataset.batch(TOKENIZE_CHUNK)
     if not has_labels:
         examples = chunks.map(lambda *texts: preprocessor.encode(list(texts)), num_parallel_calls=tf.data.AUTOTUNE)

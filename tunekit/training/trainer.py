@@ -43,11 +43,12 @@ from tunekit.training.backup import BackupCallback, BackupStore, check_backup_di
 from tunekit.training.callbacks import DivergenceGuard, MajorityClassWarning, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
 from tunekit.inputs.kinds import input_kind
-from tunekit.inputs.text_batches import dataset_epochs, dataset_size_and_labels, tf_dataset
+from tunekit.inputs.text_batches import check_dataset_elements, dataset_epochs, dataset_size_and_labels, tf_dataset
 from tunekit.training.engine import TrainingLoop, clipnorm_per_replica, predict_batches
 from tunekit.training.optimization import (check_layer_decay, check_optimizer_settings, create_optimizer,
                                            layer_decay_multipliers)
-from tunekit.training.self_training import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, self_train
+from tunekit.training.self_training import (DEFAULT_FRACTION, DEFAULT_ROUND_EPOCHS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD,
+                                           self_train)
 from tunekit.training.state import StateCallback, TrainingState
 
 
@@ -340,11 +341,8 @@ class Trainer:
         encoded labels or None): what a model reading long texts in windows predicts on."""
         if y is not None:
             raise ValueError("With a tf.data.Dataset, put the labels in the dataset: (text, label) elements.")
+        labelled = check_dataset_elements(dataset, self.model.num_segments)
         elements = list(dataset.as_numpy_iterator())
-        labelled = bool(elements) and isinstance(elements[0], tuple) and len(elements[0]) == 2
-        if not elements or not all(isinstance(text, bytes) for text in (e[0] if labelled else e for e in elements)):
-            raise TypeError(f"A tf.data.Dataset for this model must yield unbatched (text, label) elements (or texts "
-                            f"alone) and at least one, got element_spec {dataset.element_spec}.")
         texts = [(element[0] if labelled else element).decode("utf-8") for element in elements]
         labels = None
         if labelled:
@@ -526,7 +524,8 @@ class Trainer:
         return BackupStore(self.backup_dir, run)
 
     def fit(self, x, y=None, *, validation_data=None, epochs=None, reset=False, unlabeled_texts=None,
-            confidence_threshold=DEFAULT_THRESHOLD, self_training_rounds=DEFAULT_ROUNDS):
+            confidence_threshold=DEFAULT_THRESHOLD, self_training_rounds=DEFAULT_ROUNDS,
+            self_training_epochs=DEFAULT_ROUND_EPOCHS, self_training_fraction=DEFAULT_FRACTION):
         """Trains on texts and labels for `epochs` more epochs; returns the Keras `History` of this call.
 
         The optimizer (its moments, iteration count and learning-rate schedule, planned at the first call for the
@@ -555,15 +554,23 @@ class Trainer:
             epochs: overrides the trainer's `epochs` for this call.
             reset: start afresh (new optimizer and schedule, epoch count 0) instead of continuing.
             unlabeled_texts: texts without labels, for self-training (single-label classification): after training
-                on `x, y`, the model labels them, and for `self_training_rounds` rounds trains again on `x, y` plus
-                those it predicts with probability ≥ `confidence_threshold` (`tunekit.training.self_training`;
-                `trainer.self_training` records each round).
-            confidence_threshold, self_training_rounds: see `unlabeled_texts`.
+                on `x, y`, the model labels them, and for `self_training_rounds` rounds a student (the model put
+                back to its weights at this call's start) trains for `self_training_epochs` epochs on `x, y` plus
+                the most confident of those predictions: at most `self_training_fraction` of the texts, shared
+                among the classes as in `y`, none with probability below `confidence_threshold`
+                (`tunekit.training.self_training`; `trainer.self_training` records each round). Measured: no gain
+                at 300 labels on IMDB or SST-2 (docs/less-labelled-data.md).
+            confidence_threshold, self_training_rounds, self_training_epochs, self_training_fraction: see
+                `unlabeled_texts`.
         """
         if unlabeled_texts is not None:
+            def fit_round(x, y, round_epochs):
+                again = round_epochs is not None
+                return self.fit(x, y, validation_data=validation_data, epochs=round_epochs if again else epochs,
+                                reset=reset or again)
+
             return self_train(self, x, y, unlabeled_texts, threshold=confidence_threshold, rounds=self_training_rounds,
-                              fit=lambda x, y, again: self.fit(x, y, validation_data=validation_data, epochs=epochs,
-                                                              reset=reset or again))
+                              round_epochs=self_training_epochs, fraction=self_training_fraction, fit=fit_round)
         epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs")
         strategy = self._strategy()
         chief = is_chief(strategy)
