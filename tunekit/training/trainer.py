@@ -558,8 +558,8 @@ class Trainer:
                 back to its weights at this call's start) trains for `self_training_epochs` epochs on `x, y` plus
                 the most confident of those predictions: at most `self_training_fraction` of the texts, shared
                 among the classes as in `y`, none with probability below `confidence_threshold`
-                (`tunekit.training.self_training`; `trainer.self_training` records each round). Measured: no gain
-                at 300 labels on IMDB or SST-2 (docs/less-labelled-data.md).
+                (`tunekit.training.self_training`; `trainer.self_training` records each round). Measured: it
+                rarely beat plain fine-tuning; check it on validation data (docs/less-labelled-data.md).
             confidence_threshold, self_training_rounds, self_training_epochs, self_training_fraction: see
                 `unlabeled_texts`.
         """
