@@ -171,3 +171,21 @@ def test_self_training_is_refused_for_other_tasks_and_with_backups(new_backbone,
         tk.Trainer(regression, verbose=0).fit(["a"], [0.5], unlabeled_texts=["b"])
     with pytest.raises(ValueError, match="without backup_dir"):
         tk.Trainer(classifier(new_backbone), verbose=0, backup_dir=tmp_path / "b").fit(["a"], [1], unlabeled_texts=["b"])
+
+
+@pytest.mark.parametrize("source", ["hub_models", "model_garden"])
+def test_self_training_on_tf_hub_encoders(source, request):
+    """The SavedModel path (`hub_models`) and a published-format encoder from Model Garden's exporter: the student
+    starts from the weights at the call's start and trains on the labels plus the kept pseudo-labels."""
+    paths = request.getfixturevalue(source)
+    backbone = tk.load_backbone(paths["encoder"], preprocessor=paths["preprocessor"], seq_length=16)
+    trainer = tk.Trainer(tk.attach_head(backbone, "classification", labels=LABELS, seed=0), epochs=1, batch_size=8,
+                         seed=0, verbose=0)
+    texts, labels = sentiment_texts(16, seed=1)
+    before = trainer.model.core.get_weights()
+    trainer.fit(texts, labels, unlabeled_texts=sentiment_texts(10, seed=2)[0], confidence_threshold=0.0)
+    (record,) = trainer.self_training
+    assert 0 < record["pseudo_labelled"] == sum(record["label_counts"]) <= 4  # 40 % of 10, half per class
+    assert trainer.history["epoch"] == [1, 2]  # the student's 2 epochs
+    assert trainer.state.steps_per_epoch == -(-(16 + record["pseudo_labelled"]) // 8)
+    assert not all(np.array_equal(a, b) for a, b in zip(trainer.model.core.get_weights(), before))
