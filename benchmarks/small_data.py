@@ -14,8 +14,9 @@ and are evaluated on the same test texts (IMDB: 2,000 official test reviews; SST
   trained afresh for 2 epochs on the labels plus the 40 % most confident pseudo-labels, class-balanced, none under
   probability 0.9);
 - `distill-hard` / `distill-soft`: a 3-layer student (`drop_layers` of minilm-l6) trained from the plain 6-layer
-  model of the same seed on the labelled + unlabelled texts: on the teacher's labels (hard) or its probabilities at
-  temperature 2 with alpha 0.5 (`tk.distill`). The `student-labels-only` row is that student on the labels alone.
+  model of the same seed on the labelled + unlabelled texts for 2 epochs (5,000 texts or more; self-training's
+  student also trains 2 epochs): on the teacher's labels (hard) or its probabilities at temperature 2 with alpha 0.5
+  (`tk.distill`). The `student-labels-only` row is that student on the labels alone, with the epochs of plain fine-tuning.
 
 Prints a table (accuracy mean ± std, wall time per run) and one JSON line. Reads ../shared/data/{imdb,sst2}
 (TUNEKIT_SHARED_DATA moves it). Run it alone on the machine.
@@ -26,6 +27,11 @@ the grid fills over several runs (`--datasets`, `--sizes`, `--methods` pick a pa
 every recorded run of the asked grid, with how many seeds each row has (`--report` prints it without running).
 Runs of earlier self-training designs stay in that file under their own method names (`self-training-v1-...`,
 `-v2-`, `-v3-`; docs/less-labelled-data.md describes them); the script no longer runs them.
+
+Each seed draws its labelled texts, then its `--unlabeled` texts, from a pool of exactly size + `--unlabeled` train
+texts (the `train_pool` setting), so a run pairs with the plain run of its seed and size whichever command ran it.
+Runs recorded before 2026-12-05 drew from `max(--sizes) + --unlabeled` texts, which depended on the other sizes
+asked for: each has that pool as its `train_pool` setting, and counts only where it equals size + `--unlabeled`.
 """
 
 import argparse
@@ -39,15 +45,17 @@ import numpy as np
 METHODS = ("plain", "synonyms", "insertion", "swap", "deletion", "cutoff", "self-training", "student-labels-only",
            "distill-hard", "distill-soft")
 SEQ_LENGTH = {"imdb": 128, "sst2": 64}
+DISTILLED_STUDENT_EPOCHS = 2
 
 
-def load(dataset, args, tk, shared_data):
+def load(dataset, train_pool, args, tk, shared_data):
+    """(train texts, labels) of `train_pool` train texts drawn with seed 0, (test texts, labels)."""
     data_dir = shared_data(dataset)
     if dataset == "imdb":
-        train = tk.datasets.imdb("train", data_dir=data_dir, limit=max(args.sizes) + args.unlabeled, seed=0)
+        train = tk.datasets.imdb("train", data_dir=data_dir, limit=train_pool, seed=0)
         test = tk.datasets.imdb("test", data_dir=data_dir, limit=args.test_size, seed=0)
     else:
-        train = tk.datasets.sst2("train", data_dir=data_dir, limit=max(args.sizes) + args.unlabeled, seed=0)
+        train = tk.datasets.sst2("train", data_dir=data_dir, limit=train_pool, seed=0)
         test = tk.datasets.sst2("validation", data_dir=data_dir)  # all 872 dev sentences
     return (list(train[0]), np.asarray(train[1])), (list(test[0]), np.asarray(test[1]))
 
@@ -98,6 +106,7 @@ def run(method, dataset, size, seed, train, test, args, tk):
         teacher = model()
         tk.Trainer(teacher, **options).fit(labelled_texts, labelled_labels)
         student = model(keep=3)
+        options["epochs"] = DISTILLED_STUDENT_EPOCHS
         if method == "distill-hard":
             teacher_labels = np.argmax(teacher.predict(unlabeled), axis=-1)
             trainer = tk.Trainer(student, **options)
@@ -170,18 +179,21 @@ def main():
     print(f"machine: {machine()}")
     rows = []
     for dataset in args.datasets.split(","):
-        log = RunLog(args.runs, {"dataset": dataset, "unlabeled": args.unlabeled, "seq_length": SEQ_LENGTH[dataset],
-                                 **({"test_size": args.test_size} if dataset == "imdb" else {})})
-        train, test = (None, None) if args.report else load(dataset, args, tk, shared_data)
         for size in args.sizes:
-            for method in methods:
-                for seed in seeds:
+            train_pool = size + args.unlabeled
+            log = RunLog(args.runs, {"dataset": dataset, "unlabeled": args.unlabeled,
+                                     "seq_length": SEQ_LENGTH[dataset], "train_pool": train_pool,
+                                     **({"test_size": args.test_size} if dataset == "imdb" else {})})
+            missing = [(method, seed) for method in methods for seed in seeds
+                       if {"dataset": dataset, "labels": size, "method": method, "seed": seed} not in log]
+            if missing and not args.report:
+                train, test = load(dataset, train_pool, args, tk, shared_data)
+                for method, seed in missing:
                     key = {"dataset": dataset, "labels": size, "method": method, "seed": seed}
-                    if key not in log and not args.report:
-                        accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
-                        log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1),
-                                         "cpu": cpu_name()})  # accuracy is machine-independent, seconds are not
-                        print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
+                    accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
+                    log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1),
+                                     "cpu": cpu_name()})  # accuracy is machine-independent, seconds are not
+                    print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
             rows += table_rows(log, dataset, size, methods, seeds)
     print_table("Less labelled data: test accuracy, mean ± std over seeds (minilm-l6)", rows)
 

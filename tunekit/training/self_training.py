@@ -32,6 +32,7 @@ import numpy as np
 
 from tunekit.heads.classification import ClassificationTask
 from tunekit.inputs.text_batches import split_segments
+from tunekit.training.arguments import positive_int
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_ROUNDS = 1
@@ -47,12 +48,9 @@ def check_self_training(trainer, x, unlabeled_texts, threshold, rounds, round_ep
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"confidence_threshold must be a probability from 0 to 1 (the confidence a pseudo-label "
                          f"needs), got {threshold!r}.")
-    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise ValueError(f"self_training_rounds must be an int ≥ 1 (pseudo-labelling rounds after the first training), "
-                         f"got {rounds!r}.")
-    if isinstance(round_epochs, bool) or not isinstance(round_epochs, (int, np.integer)) or round_epochs < 1:
-        raise ValueError(f"self_training_epochs must be an int ≥ 1 (epochs of each round over the labelled and "
-                         f"pseudo-labelled texts), got {round_epochs!r}.")
+    positive_int(rounds, "self_training_rounds", "pseudo-labelling rounds after the first training")
+    positive_int(round_epochs, "self_training_epochs",
+                 "epochs of each round over the labelled and pseudo-labelled texts")
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < fraction <= 1.0:
         raise ValueError(f"self_training_fraction must be above 0 and at most 1 (the largest share of the unlabelled "
                          f"texts kept as pseudo-labels in a round), got {fraction!r}.")

@@ -39,6 +39,7 @@ from tunekit.model import TextModel, predict_inputs
 from tunekit.saving import export_model, save_model
 from tunekit.augment import as_augmentation, describe
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
+from tunekit.training.arguments import positive_int
 from tunekit.training.backup import BackupCallback, BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, MajorityClassWarning, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir
@@ -53,12 +54,6 @@ from tunekit.training.state import StateCallback, TrainingState
 
 
 MAX_SEED = 2**31 - 1
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
 
 
 def _seed(seed):
@@ -251,8 +246,8 @@ class Trainer:
             raise TypeError(f"Trainer needs a TextModel from tunekit.attach_head, got {type(model).__name__}.")
         self.model = model
         self.learning_rate = default_learning_rate(model) if learning_rate is None else learning_rate
-        self.epochs = _positive_int(epochs, "epochs")
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.epochs = positive_int(epochs, "epochs")
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.schedule = schedule
@@ -271,11 +266,11 @@ class Trainer:
                 "its dropout draws random numbers inside the SavedModel's graph, where a backup cannot save or "
                 "restore them, so a resumed run would differ from an uninterrupted one. Freeze it "
                 "(load_backbone(..., trainable=False)) or train without backup_dir")
-        self.backup_every = _positive_int(backup_every, "backup_every")
+        self.backup_every = positive_int(backup_every, "backup_every")
         self.log_dir = None if log_dir is None else check_log_dir(log_dir)
-        self.log_every = _positive_int(log_every, "log_every")
+        self.log_every = positive_int(log_every, "log_every")
         self.class_weight = class_weight
-        self.gradient_accumulation_steps = _positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
+        self.gradient_accumulation_steps = positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
         self.layer_decay = check_layer_decay(layer_decay)
         self.augment = as_augmentation(augment)
         folders = {name: path for name, path in (("checkpoint_dir", self.checkpoint_dir), ("log_dir", self.log_dir),
@@ -311,7 +306,7 @@ class Trainer:
         return int(self.model.core.outputs[0].shape[-1])
 
     def _batch_size(self, batch_size):
-        return self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        return self.batch_size if batch_size is None else positive_int(batch_size, "batch_size")
 
     def _dataset(self, x, y=None, *, labels_required=True, batch_size=None):
         """Validates evaluation or prediction inputs -> their batches, in order."""
@@ -571,7 +566,7 @@ class Trainer:
 
             return self_train(self, x, y, unlabeled_texts, threshold=confidence_threshold, rounds=self_training_rounds,
                               round_epochs=self_training_epochs, fraction=self_training_fraction, fit=fit_round)
-        epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs")
+        epochs = self.epochs if epochs is None else positive_int(epochs, "epochs")
         strategy = self._strategy()
         chief = is_chief(strategy)
         if reset:
