@@ -61,7 +61,7 @@ def load(dataset, train_pool, args, tk, shared_data):
 
 
 def run(method, dataset, size, seed, train, test, args, tk):
-    """Trains one row's model; returns (test accuracy, seconds)."""
+    """Trains one row's model; returns (test accuracy, seconds, details: self-training's pseudo-label counts)."""
     from tunekit import augment
     from tunekit.backbones.layer_dropping import drop_layers
 
@@ -116,7 +116,10 @@ def run(method, dataset, size, seed, train, test, args, tk):
                                  list(labelled_labels) + [None] * len(unlabeled), temperature=2.0, alpha=0.5,
                                  **options)
     seconds = time.perf_counter() - started
-    return trainer.evaluate(*test)["accuracy"], seconds
+    details = {}
+    if method == "self-training":
+        details["pseudo_labelled"] = [round_["pseudo_labelled"] for round_ in trainer.self_training]
+    return trainer.evaluate(*test)["accuracy"], seconds, details
 
 
 RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "small_data-runs.jsonl")
@@ -190,10 +193,11 @@ def main():
                 train, test = load(dataset, train_pool, args, tk, shared_data)
                 for method, seed in missing:
                     key = {"dataset": dataset, "labels": size, "method": method, "seed": seed}
-                    accuracy, seconds = run(method, dataset, size, seed, train, test, args, tk)
+                    accuracy, seconds, details = run(method, dataset, size, seed, train, test, args, tk)
                     log.record(key, {"accuracy": round(accuracy, 4), "seconds": round(seconds, 1),
-                                     "cpu": cpu_name()})  # accuracy is machine-independent, seconds are not
-                    print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s", flush=True)
+                                     "cpu": cpu_name(), **details})  # accuracy is machine-independent, seconds not
+                    print(f"run: {key} accuracy {accuracy:.4f} in {seconds:.0f} s {details or ''}".rstrip(),
+                          flush=True)
             rows += table_rows(log, dataset, size, methods, seeds)
     print_table("Less labelled data: test accuracy, mean ± std over seeds (minilm-l6)", rows)
 
