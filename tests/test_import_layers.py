@@ -15,10 +15,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tunekit"
 
 LAYERS = [
-    # Files and formats on disk, texts and metrics in plain Python, dataset readers, and the model inputs
-    # (tf.data pipelines) that everything above reads texts with.
-    ("tunekit", "tunekit._lazy", "tunekit.files", "tunekit.formats", "tunekit.hub_handles", "tunekit.texts",
-     "tunekit.augment", "tunekit.metrics", "tunekit.datasets", "tunekit.inputs"),
+    # Argument checks, files and formats on disk, texts and metrics in plain Python, dataset readers, and the model
+    # inputs (tf.data pipelines) that everything above reads texts with.
+    ("tunekit", "tunekit._lazy", "tunekit.arguments", "tunekit.files", "tunekit.formats", "tunekit.hub_handles",
+     "tunekit.texts", "tunekit.augment", "tunekit.metrics", "tunekit.datasets", "tunekit.inputs"),
     ("tunekit.preprocessing", "tunekit.heads"),
     ("tunekit.backbones",),
     # The model, with its compiled predict path (`tunekit.model.predict_texts`, once `tunekit.inference`).

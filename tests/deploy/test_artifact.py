@@ -30,6 +30,23 @@ def test_savedmodel_artifact_predicts_like_the_model(export_dir, classifier, fix
     assert artifact.predict_labels(texts) == outputs["label"].tolist()
 
 
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, True, "4"])
+def test_predict_refuses_a_batch_size_that_is_not_a_positive_int(export_dir, fixture_texts, batch_size):
+    from tunekit.deploy import load_artifact
+
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int \(texts per run of the model\), got"):
+        load_artifact(export_dir).predict(fixture_texts[0], batch_size=batch_size)
+
+
+def test_predict_takes_a_numpy_int_batch_size(export_dir, fixture_texts):
+    from tunekit.deploy import load_artifact
+
+    artifact = load_artifact(export_dir)
+    texts = fixture_texts[0]
+    np.testing.assert_array_equal(artifact.predict(texts, batch_size=np.int64(3))["probabilities"],
+                                  artifact.predict(texts, batch_size=3)["probabilities"])
+
+
 def test_an_export_without_its_manifest_is_refused(export_dir, tmp_path):
     import shutil
 

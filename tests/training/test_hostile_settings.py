@@ -42,6 +42,9 @@ def tiny(task="classification", seed=0, **head):
     ({"learning_rate": 1e6}, ValueError, r"learning_rate must be in \(0, 1\]"),
     ({"clipnorm": 0}, ValueError, "clipnorm must be a positive number"),
     ({"clipnorm": float("nan")}, ValueError, "clipnorm must be a finite number"),
+    ({"epochs": 0}, ValueError, "epochs must be a positive int, got 0"),
+    ({"batch_size": True}, ValueError, "batch_size must be a positive int, got True"),
+    ({"gradient_accumulation_steps": 1.5}, ValueError, "gradient_accumulation_steps must be a positive int"),
 ])
 def test_settings_that_cannot_train_are_refused_by_the_trainer(settings, error, message):
     with pytest.raises(error, match=message):

@@ -32,6 +32,7 @@ import threading
 
 import numpy as np
 
+from tunekit.arguments import positive_int
 from tunekit.files import user_path
 from tunekit.formats import (KINDS, MARKER_FILE, SAVED_MODEL_FILE, TEXT_INPUT_NAMES, TFLITE_FILE,
                              DamagedArtifactError, read_manifest, verify_checksums)
@@ -157,8 +158,7 @@ class Artifact:
                 raise ValueError(f"Got {len(texts)} texts but {len(text_pairs)} text_pairs; give one pair per text.")
         elif text_pairs is not None:
             raise ValueError("This model takes single texts, not pairs: call predict(texts) without text_pairs.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        batch_size = positive_int(batch_size, "batch_size", "texts per run of the model")
         if not texts:
             raise ValueError("texts is empty: pass at least one text.")
         parts = []

@@ -32,7 +32,7 @@ import numpy as np
 
 from tunekit.heads.classification import ClassificationTask
 from tunekit.inputs.text_batches import split_segments
-from tunekit.training.arguments import positive_int
+from tunekit.arguments import positive_int
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_ROUNDS = 1

@@ -39,7 +39,7 @@ from tunekit.model import TextModel, predict_inputs
 from tunekit.saving import export_model, save_model
 from tunekit.augment import as_augmentation, describe
 from tunekit.backbones.hub_encoder import SEVERAL_REPLICAS, refuse_saved_model_encoder
-from tunekit.training.arguments import positive_int
+from tunekit.arguments import positive_int
 from tunekit.training.backup import BackupCallback, BackupStore, check_backup_dir
 from tunekit.training.callbacks import DivergenceGuard, MajorityClassWarning, check_log_dir, claim_log_dir
 from tunekit.training.checkpoint import EpochCheckpoint, check_checkpoint_dir

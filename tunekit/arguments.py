@@ -1,4 +1,5 @@
-"""Checks of plain training arguments, shared by the `Trainer` and the training modes it runs (self-training).
+"""Checks of plain arguments shared across layers: the `Trainer` and the training modes it runs (self-training),
+and an exported artifact's `predict`.
 
 >>> positive_int(3, "epochs")
 3
