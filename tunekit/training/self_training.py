@@ -30,9 +30,9 @@ import numbers
 
 import numpy as np
 
+from tunekit.arguments import positive_int
 from tunekit.heads.classification import ClassificationTask
 from tunekit.inputs.text_batches import split_segments
-from tunekit.arguments import positive_int
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_ROUNDS = 1
