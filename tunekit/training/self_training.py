@@ -8,7 +8,7 @@ learning-rate schedule; the student is the next round's teacher. (Training the t
 its most confident pseudo-labels are texts it already predicts with probability near 1, whose loss and gradients
 are near 0.) Works for single-label classification of texts and of pairs. Measured over 3 seeds, it gained
 reliably nowhere (SST-2: +2.1 points at 100 labels, carried by one seed's +7.0; −1.3 at 300, −0.1 at 1,000; IMDB:
-−5.4 at 100, one seed collapsing, +0.2 at 300, −0.6 at 1,000 over 2 seeds); docs/less-labelled-data.md has the runs
+−5.4 at 100, one seed collapsing, +0.2 at 300, −0.7 at 1,000); docs/less-labelled-data.md has the runs
 and the designs tried.
 
 Which pseudo-labels are kept: at most `fraction` of the unlabelled texts, shared among the classes in the
