@@ -12,11 +12,13 @@ and are evaluated on the same test texts (IMDB: 2,000 official test reviews; SST
   synonyms from the encoder's embeddings);
 - `self-training`: plus `--unlabeled` unlabelled train texts (`fit(..., unlabeled_texts=...)`: one round, a student
   trained afresh for 2 epochs on the labels plus the 40 % most confident pseudo-labels, class-balanced, none under
-  probability 0.9);
+  probability 0.9); `self-training-noisy`: the same with `augment=RandomDeletion(0.1)`, so that the teacher and the
+  student train on noised texts while the pseudo-labels come from clean ones (Noisy Student, Xie et al. 2020);
 - `distill-hard` / `distill-soft`: a 3-layer student (`drop_layers` of minilm-l6) trained from the plain 6-layer
   model of the same seed on the labelled + unlabelled texts for 2 epochs (5,000 texts or more; self-training's
   student also trains 2 epochs): on the teacher's labels (hard) or its probabilities at temperature 2 with alpha 0.5
   (`tk.distill`). The `student-labels-only` row is that student on the labels alone, with the epochs of plain fine-tuning.
+  `self-distillation`: the same as `distill-soft` with a fresh 6-layer student (self-training on soft pseudo-labels).
 
 Prints a table (accuracy mean ± std, wall time per run) and one JSON line. Reads ../shared/data/{imdb,sst2}
 (TUNEKIT_SHARED_DATA moves it). Run it alone on the machine.
@@ -42,8 +44,9 @@ import time
 
 import numpy as np
 
-METHODS = ("plain", "synonyms", "insertion", "swap", "deletion", "cutoff", "self-training", "student-labels-only",
-           "distill-hard", "distill-soft")
+METHODS = ("plain", "synonyms", "insertion", "swap", "deletion", "cutoff", "self-training", "self-training-noisy",
+           "student-labels-only", "distill-hard", "distill-soft", "self-distillation")
+SELF_TRAINING = ("self-training", "self-training-noisy")
 SEQ_LENGTH = {"imdb": 128, "sst2": 64}
 DISTILLED_STUDENT_EPOCHS = 2
 
@@ -83,19 +86,19 @@ def run(method, dataset, size, seed, train, test, args, tk):
         return tk.attach_head(backbone, "classification", labels=["negative", "positive"], seed=seed)
 
     started = time.perf_counter()
-    if method in ("plain", "self-training", "synonyms", "insertion", "swap", "deletion", "cutoff"):
+    if method in ("plain", "synonyms", "insertion", "swap", "deletion", "cutoff", *SELF_TRAINING):
         student = model()
         augmentation = None
         if method in ("synonyms", "insertion"):
             synonyms = augment.EmbeddingSynonyms(tk.load_backbone("minilm-l6"))
             augmentation = (augment.SynonymReplacement if method == "synonyms" else augment.RandomInsertion)(
                 0.1, synonyms)
-        elif method in ("swap", "deletion", "cutoff"):
+        elif method in ("swap", "deletion", "cutoff", "self-training-noisy"):
             augmentation = {"swap": augment.RandomSwap, "deletion": augment.RandomDeletion,
-                            "cutoff": augment.SpanCutoff}[method](0.1)
+                            "cutoff": augment.SpanCutoff, "self-training-noisy": augment.RandomDeletion}[method](0.1)
         trainer = tk.Trainer(student, augment=augmentation, **options)
         extra = {}
-        if method == "self-training":
+        if method in SELF_TRAINING:
             extra = {"unlabeled_texts": unlabeled, "confidence_threshold": 0.9, "self_training_rounds": 1,
                      "self_training_epochs": 2, "self_training_fraction": 0.4}
         trainer.fit(labelled_texts, labelled_labels, **extra)
@@ -105,7 +108,7 @@ def run(method, dataset, size, seed, train, test, args, tk):
     else:
         teacher = model()
         tk.Trainer(teacher, **options).fit(labelled_texts, labelled_labels)
-        student = model(keep=3)
+        student = model(keep=None if method == "self-distillation" else 3)
         options["epochs"] = DISTILLED_STUDENT_EPOCHS
         if method == "distill-hard":
             teacher_labels = np.argmax(teacher.predict(unlabeled), axis=-1)
@@ -117,7 +120,7 @@ def run(method, dataset, size, seed, train, test, args, tk):
                                  **options)
     seconds = time.perf_counter() - started
     details = {}
-    if method == "self-training":
+    if method in SELF_TRAINING:
         details["pseudo_labelled"] = [round_["pseudo_labelled"] for round_ in trainer.self_training]
     return trainer.evaluate(*test)["accuracy"], seconds, details
 
